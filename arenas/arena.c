@@ -1,0 +1,148 @@
+/* An arena's life: made on a thread's first allocation (or adopted from the pool of arenas whose
+ * threads exited), bound to the thread through TLS, handed back to the pool when the thread exits.
+ * Also the malloc slow path, which every allocation that misses the fast path goes through.
+ *
+ * Locks (order in src/init.c): pool_lock guards the pool and the list of all arenas; meta_lock the
+ * bump allocator arenas are carved from. Arenas are never freed, so a pointer to one stays valid for
+ * other threads that push remote frees onto it. */
+#include <errno.h>
+#include <string.h>
+
+#include "init.h"
+#include "os.h"
+#include "page.h"
+
+ta_page_t ta_page_empty; /* all zero: no free block, so the fast path always misses on it */
+ta_arena_t ta_arena_empty = {.current = {[0 ... TA_CLASSES - 1] = &ta_page_empty}};
+__thread ta_arena_t *ta_tls_arena __attribute__((tls_model("initial-exec"))) = &ta_arena_empty;
+/* Set once this thread's exit hook ran: later allocations (from other TLS destructors) borrow. */
+static __thread bool tls_exiting __attribute__((tls_model("initial-exec")));
+
+static ta_lock_t pool_lock = TA_LOCK_INIT;
+static ta_arena_t *pool;         /* pool_lock: abandoned arenas, most recent first */
+static ta_arena_t *all_arenas;   /* pool_lock: every arena */
+static _Atomic size_t arena_count;
+static bool brk_arena_made;      /* pool_lock: the brk heap has its arena */
+
+static ta_lock_t meta_lock = TA_LOCK_INIT;
+static char *meta_next;          /* meta_lock: bump pointer into the current chunk */
+static char *meta_end;           /* meta_lock: end of that chunk */
+#define TA_META_CHUNK ((size_t)256 * 1024)
+
+void ta_arena_lock_all(void) {
+  ta_lock(&pool_lock);
+  ta_lock(&meta_lock);
+}
+void ta_arena_unlock_all(void) {
+  ta_unlock(&meta_lock);
+  ta_unlock(&pool_lock);
+}
+
+size_t ta_arena_count(void) { return atomic_load_explicit(&arena_count, memory_order_relaxed); }
+
+/* Internal metadata that lives forever (arenas). Zeroed, 64-byte aligned. */
+static void *meta_alloc(size_t size) {
+  size = ta_align_up(size, 64);
+  ta_lock(&meta_lock);
+  if (meta_next == NULL || (size_t)(meta_end - meta_next) < size) {
+    size_t chunk = size > TA_META_CHUNK ? ta_align_up(size, TA_PAGE) : TA_META_CHUNK;
+    char *c = ta_os_map(chunk);
+    if (c == NULL) {
+      ta_unlock(&meta_lock);
+      return NULL;
+    }
+    meta_next = c;
+    meta_end = c + chunk;
+  }
+  void *p = meta_next;
+  meta_next += size;
+  ta_unlock(&meta_lock);
+  return p;
+}
+
+static ta_arena_t *arena_acquire(void) {
+  ta_lock(&pool_lock);
+  ta_arena_t *arena = pool;
+  if (arena != NULL) {
+    pool = arena->pool_next;
+    arena->pool_next = NULL;
+  } else {
+    arena = meta_alloc(sizeof(ta_arena_t));
+    if (arena != NULL) {
+      for (unsigned c = 0; c < TA_CLASSES; c++) arena->current[c] = &ta_page_empty;
+      arena->id = (unsigned)atomic_fetch_add_explicit(&arena_count, 1, memory_order_relaxed);
+      arena->use_brk = !brk_arena_made;
+      brk_arena_made = true;
+      arena->all_next = all_arenas;
+      all_arenas = arena;
+    }
+  }
+  ta_unlock(&pool_lock);
+  return arena;
+}
+
+static void arena_release(ta_arena_t *arena) {
+  ta_lock(&pool_lock);
+  arena->pool_next = pool;
+  pool = arena;
+  ta_unlock(&pool_lock);
+}
+
+/* Runs at thread exit (pthread key destructor) with the arena the thread was bound to. */
+void ta_arena_thread_exit(void *value) {
+  ta_arena_t *arena = value;
+  ta_tls_arena = &ta_arena_empty;
+  tls_exiting = true;
+  if (arena != NULL && arena != &ta_arena_empty) arena_release(arena);
+}
+
+/* Blocks other threads freed into pages this arena had parked full: back to their pages. */
+void ta_arena_drain_xfree(ta_arena_t *arena) {
+  uintptr_t w = atomic_exchange_explicit(&arena->xfree, 0, memory_order_acquire);
+  for (ta_block_t *b = (ta_block_t *)w; b != NULL;) {
+    ta_block_t *next = ta_link_decode(b->next_enc);
+    if (TA_HARDENING && ta_unlikely(!ta_segmap_has(b))) ta_page_corrupt(b);
+    /* Clear the link so the local free does not take the block for a double free. */
+    b->next_enc = 0;
+    ta_page_free_local(ta_seg_page_of(ta_seg_of(b), b), b);
+    b = next;
+  }
+}
+
+/* An allocation from an arena borrowed for the moment: the thread is exiting and must not bind one
+ * again, or the arena would stay bound to a dead thread. */
+static TA_NOINLINE void *malloc_borrowed(size_t cls) {
+  ta_arena_t *arena = arena_acquire();
+  if (arena == NULL) return NULL;
+  ta_tls_arena = arena;
+  void *p = ta_arena_alloc(arena, cls);
+  ta_tls_arena = &ta_arena_empty;
+  arena_release(arena);
+  return p;
+}
+
+void *ta_arena_malloc_slow(ta_arena_t *arena, size_t cls) {
+  if (ta_unlikely(arena == &ta_arena_empty)) {
+    ta_init();
+    if (tls_exiting) {
+      void *p = malloc_borrowed(cls);
+      if (p == NULL) errno = ENOMEM;
+      return p;
+    }
+    arena = arena_acquire();
+    if (arena == NULL) {
+      errno = ENOMEM;
+      return NULL;
+    }
+    /* Bind before pthread_setspecific: if it has to allocate, that allocation finds the arena. */
+    ta_tls_arena = arena;
+    pthread_setspecific(ta_thread_key, arena);
+    return ta_arena_alloc(arena, cls);
+  }
+  if (atomic_load_explicit(&arena->xfree, memory_order_relaxed) != 0) ta_arena_drain_xfree(arena);
+  if (ta_bin_find_page(arena, (unsigned)cls) == NULL) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  return ta_arena_alloc(arena, cls);
+}

@@ -1,0 +1,101 @@
+/* Arenas: one per thread, each owning its segments, bins and pages. This header holds the fast paths
+ * (inline), everything else lives in arena.c, bins.c, page.c and segment.c.
+ *
+ * Ownership: an arena is used by at most one thread at a time, its owner, found through the
+ * initial-exec TLS pointer ta_tls_arena. The owner changes its pages, bins and segments without locks
+ * or atomic read-modify-writes. Other threads only push freed blocks: onto a page's xfree word, or,
+ * when the owner parked that page as full, onto the arena's xfree list (see page.c). A thread that
+ * exits hands its arena to the pool; the next new thread adopts it with everything it caches. */
+#ifndef TA_ARENA_H
+#define TA_ARENA_H
+
+#include "segment.h"
+
+#pragma GCC visibility push(hidden)
+
+struct ta_arena_s {
+  ta_page_t *current[TA_CLASSES]; /* owner: page allocated from, per class; &ta_page_empty if none */
+  ta_page_t *bins[TA_CLASSES];    /* owner: list of pages with blocks to give, per class */
+  _Atomic uintptr_t xfree;        /* other threads: blocks freed into pages parked full */
+  ta_segment_t *segments;         /* owner: every segment of this arena, oldest first */
+  ta_segment_t *segments_tail;    /* owner: last of that list */
+  unsigned empty_segments;        /* owner: segments with every unit free */
+  unsigned id;                    /* creation number, 0 for the first */
+  bool use_brk;                   /* owner: grows segments with brk while brk is usable */
+  ta_arena_t *pool_next;          /* pool lock: next abandoned arena */
+  ta_arena_t *all_next;           /* arena list lock: every arena ever made */
+};
+
+extern ta_arena_t ta_arena_empty;
+extern ta_page_t ta_page_empty;
+extern __thread ta_arena_t *ta_tls_arena __attribute__((tls_model("initial-exec")));
+
+/* arena.c */
+void *ta_arena_malloc_slow(ta_arena_t *arena, size_t cls);
+void ta_arena_drain_xfree(ta_arena_t *arena);
+size_t ta_arena_count(void);
+/* page.c */
+void ta_page_free_slow(ta_page_t *page);
+void ta_page_free_remote(ta_page_t *page, ta_block_t *block);
+/* Checks a block whose first word looks like a link for a double free, then frees it. */
+void ta_page_free_suspect(ta_page_t *page, ta_block_t *block);
+_Noreturn void ta_page_corrupt(const void *where);
+
+/* The malloc fast path: pop the current page's free list. */
+TA_INLINE void *ta_arena_alloc(ta_arena_t *arena, size_t cls) {
+  ta_page_t *page = arena->current[cls];
+  ta_block_t *block = page->free;
+  if (ta_likely(block != NULL)) {
+    ta_block_t *next = ta_link_decode(block->next_enc);
+    /* Hardening: a link must stay inside the block's own segment (NULL ends the list). */
+    if (TA_HARDENING && ta_unlikely(((uintptr_t)next ^ (uintptr_t)block) >= TA_SEGMENT_SIZE) &&
+        next != NULL)
+      ta_page_corrupt(block);
+    page->free = next;
+    page->used++;
+    /* A handed-out block's first word must not look like a link, or its free would be checked as
+     * a possible double free (see ta_page_free_local); 0 never does, the secret having bit 63. */
+    block->next_enc = 0;
+    return block;
+  }
+  return ta_arena_malloc_slow(arena, cls);
+}
+
+/* Validates a pointer that the segment map placed in one of our segments; returns its page, or NULL
+ * when p is not the start of a block ever carved (interior, misaligned, in a free unit).
+ * Divisibility without a division: with recip = ceil(2^44 / bs) and off < 2^20, off is a multiple of
+ * bs exactly when the low 44 bits of off * recip are below recip (the rounding error of a multiple,
+ * q * (bs * recip - 2^44) < off < 2^24 <= recip, stays under recip; a remainder r >= 1 adds at least
+ * recip). Shifting left by 20 keeps just those 44 bits. */
+TA_INLINE ta_page_t *ta_arena_page_checked(const void *p) {
+  ta_page_t *page = ta_seg_page_of(ta_seg_of(p), p);
+  uint64_t off = (uintptr_t)p - page->start;
+  if (ta_unlikely(off >= page->carved || ((off * page->recip) << (64 - TA_RECIP_SHIFT)) >= page->recip_hi))
+    return NULL;
+  return page;
+}
+
+/* The free fast path for the owner: push on the local list. Every rare case leaves through a tail
+ * call, so the common path saves no registers. */
+TA_INLINE void ta_page_free_local(ta_page_t *page, ta_block_t *block) {
+  /* A block on a free list holds an encoded link. If this one's first word could be one, confirm
+   * by searching the lists (slow, rare): it is a double free or user data that looks alike. */
+  if (TA_HARDENING && ta_unlikely(ta_link_plausible(block->next_enc))) {
+    ta_page_free_suspect(page, block);
+    return;
+  }
+  block->next_enc = ta_link_encode(page->free);
+  page->free = block;
+  if (ta_unlikely(--page->used == 0)) ta_page_free_slow(page);
+}
+
+TA_INLINE void ta_arena_free(ta_page_t *page, void *p) {
+  if (ta_likely(page->arena == ta_tls_arena))
+    ta_page_free_local(page, (ta_block_t *)p);
+  else
+    ta_page_free_remote(page, (ta_block_t *)p);
+}
+
+#pragma GCC visibility pop
+
+#endif

@@ -1,0 +1,80 @@
+/* Bins: per arena and size class, the list of pages that may have blocks to give, and the choice of
+ * the current page. All of it is owner-only state (see arenas/arena.h). */
+#include "page.h"
+
+/* ta_class_table[(size + 15) / 16] for sizes up to 1024: 16-byte steps to 128, then quarter-power
+ * steps (see sizeclass.h); tests/unit/sizeclass_test.c checks it against ta_class_large. */
+const uint8_t ta_class_table[TA_SMALL_TABLE_MAX / 16 + 1] = {
+    0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 8, 9, 9, 10, 10, 11,
+    11, 12, 12, 12, 12, 13, 13, 13, 13, 14, 14, 14, 14, 15, 15, 15,
+    15, 16, 16, 16, 16, 16, 16, 16, 16, 17, 17, 17, 17, 17, 17, 17,
+    17, 18, 18, 18, 18, 18, 18, 18, 18, 19, 19, 19, 19, 19, 19, 19,
+    19,
+};
+
+void ta_bin_push(ta_arena_t *arena, ta_page_t *page) {
+  ta_page_t **head = &arena->bins[page->cls];
+  page->prev = NULL;
+  page->next = *head;
+  if (*head) (*head)->prev = page;
+  *head = page;
+}
+
+void ta_bin_remove(ta_arena_t *arena, ta_page_t *page) {
+  if (page->prev)
+    page->prev->next = page->next;
+  else
+    arena->bins[page->cls] = page->next;
+  if (page->next) page->next->prev = page->prev;
+  page->next = page->prev = NULL;
+}
+
+void ta_bin_set_current(ta_arena_t *arena, ta_page_t *page) {
+  ta_assert(arena->current[page->cls] == &ta_page_empty);
+  page->used += TA_PAGE_CURRENT_BIAS;
+  arena->current[page->cls] = page;
+}
+
+/* The current page stops being current; it goes back to its segment if that left it empty. */
+void ta_bin_clear_current(ta_arena_t *arena, unsigned cls) {
+  ta_page_t *page = arena->current[cls];
+  if (page == &ta_page_empty) return;
+  arena->current[cls] = &ta_page_empty;
+  page->used -= TA_PAGE_CURRENT_BIAS;
+  if (page->used == 0) {
+    ta_bin_remove(arena, page);
+    ta_seg_span_free(page);
+  }
+}
+
+/* A page with a block on its local list, or NULL if no page and no segment space is left.
+ * Exhausted pages met on the way are parked (taken out of the bin until a block comes back). */
+ta_page_t *ta_bin_find_page(ta_arena_t *arena, unsigned cls) {
+  ta_page_t *page = arena->current[cls];
+  if (page != &ta_page_empty) {
+    if (page->free != NULL || ta_page_collect(page) || ta_page_extend(page)) return page;
+    ta_bin_clear_current(arena, cls);
+  }
+  for (page = arena->bins[cls]; page != NULL;) {
+    ta_page_t *next = page->next;
+    if (page->free != NULL || ta_page_collect(page) || ta_page_extend(page)) {
+      ta_bin_set_current(arena, page);
+      return page;
+    }
+    if (ta_page_try_park(page)) {
+      ta_bin_remove(arena, page);
+    } else if (ta_page_collect(page)) {
+      ta_bin_set_current(arena, page);
+      return page;
+    }
+    page = next;
+  }
+  unsigned units = ta_page_units_for(cls);
+  page = ta_seg_span_alloc(arena, units);
+  if (page == NULL) return NULL;
+  ta_page_init(page, arena, cls, units);
+  ta_bin_push(arena, page);
+  ta_page_extend(page);
+  ta_bin_set_current(arena, page);
+  return page;
+}

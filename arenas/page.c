@@ -1,0 +1,175 @@
+/* Blocks inside a page: carving, the local list, and frees from other threads.
+ *
+ * The xfree protocol. Other threads never touch a page's local list. They push a freed block onto the
+ * page's xfree word (a lock-free stack; only the owner takes from it, always the whole list with one
+ * exchange, so there is no ABA). The owner collects it when its local list runs dry. A page whose
+ * blocks are all out is "parked": the owner takes it out of its bin and sets TA_XFREE_FULL with a CAS
+ * that succeeds only on an empty xfree word, so no remote free can be stranded on it. The first
+ * remote free to meet TA_XFREE_FULL clears it (CAS) and pushes its block on the arena's xfree list
+ * instead: that is the owner's notice that the page has room again. Later remote frees go on the
+ * page's own word as usual. Memory orders: pushes are release, takes are acquire, so the links a
+ * pusher wrote are visible to the owner that walks them. */
+#include "page.h"
+
+#include "os.h"
+
+static uint8_t class_units[TA_CLASSES]; /* span length per class, filled by ta_page_units_init */
+
+/* Units per span for a class: the fewest that waste at most an eighth of the span. */
+static unsigned units_compute(unsigned cls) {
+  size_t bs = ta_class_size(cls);
+  for (unsigned k = 1; k <= TA_SPAN_MAX_UNITS; k++) {
+    size_t span = (size_t)k * TA_UNIT_SIZE;
+    if (span >= bs && span % bs <= span / 8) return k;
+  }
+  return TA_SPAN_MAX_UNITS;
+}
+
+unsigned ta_page_units_for(unsigned cls) {
+  unsigned k = __atomic_load_n(&class_units[cls], __ATOMIC_RELAXED);
+  if (ta_unlikely(k == 0)) {
+    k = units_compute(cls);
+    __atomic_store_n(&class_units[cls], (uint8_t)k, __ATOMIC_RELAXED);
+  }
+  return k;
+}
+
+void ta_page_init(ta_page_t *page, ta_arena_t *arena, unsigned cls, unsigned units) {
+  ta_segment_t *seg = ta_seg_of(page);
+  size_t bs = ta_class_size(cls);
+  page->free = NULL;
+  page->used = 0;
+  page->block_size = (uint32_t)bs;
+  page->start = (uintptr_t)seg + (size_t)(page - seg->pages) * TA_UNIT_SIZE;
+  page->recip = (((uint64_t)1 << TA_RECIP_SHIFT) + bs - 1) / bs;
+  page->recip_hi = page->recip << (64 - TA_RECIP_SHIFT);
+  page->carved = 0;
+  page->parked_live = 0;
+  page->arena = arena;
+  atomic_store_explicit(&page->xfree, 0, memory_order_relaxed);
+  page->capacity = 0;
+  page->reserved = (uint32_t)((size_t)units * TA_UNIT_SIZE / bs);
+  page->cls = (uint8_t)cls;
+  page->units = (uint8_t)units;
+  page->in_full = 0;
+  page->next = page->prev = NULL;
+}
+
+/* Carve the next stretch of never-used blocks onto the local list (which must be empty). Carving
+ * lazily, a few KiB at a time, keeps untouched parts of a span out of the resident set. */
+#define TA_CARVE_BYTES ((size_t)8192)
+bool ta_page_extend(ta_page_t *page) {
+  ta_assert(page->free == NULL);
+  uint32_t left = page->reserved - page->capacity;
+  if (left == 0) return false;
+  size_t bs = page->block_size;
+  uint32_t n = (uint32_t)(TA_CARVE_BYTES / bs);
+  if (n == 0) n = 1;
+  if (n > left) n = left;
+  char *first = (char *)page->start + (size_t)page->capacity * bs;
+  char *b = first;
+  for (uint32_t i = 0; i + 1 < n; i++, b += bs) ((ta_block_t *)b)->next_enc = ta_link_encode((ta_block_t *)(b + bs));
+  ((ta_block_t *)b)->next_enc = ta_link_encode(NULL);
+  page->free = (ta_block_t *)first;
+  page->capacity += n;
+  page->carved = (uint64_t)page->capacity * bs;
+  return true;
+}
+
+/* Move the blocks other threads freed onto the local list (which must be empty). */
+bool ta_page_collect(ta_page_t *page) {
+  ta_assert(page->free == NULL && !page->in_full);
+  if (atomic_load_explicit(&page->xfree, memory_order_relaxed) == 0) return false;
+  uintptr_t w = atomic_exchange_explicit(&page->xfree, 0, memory_order_acquire);
+  ta_assert((w & TA_XFREE_FULL) == 0);
+  ta_block_t *head = (ta_block_t *)w;
+  uint32_t n = 0;
+  for (ta_block_t *b = head; b != NULL; b = ta_link_decode(b->next_enc)) {
+    if (TA_HARDENING && ta_unlikely(ta_seg_of(b) != ta_seg_of(page))) ta_page_corrupt(b);
+    n++;
+  }
+  ta_assert(n <= page->used);
+  page->used -= n;
+  page->free = head;
+  return true;
+}
+
+/* Park a page whose blocks are all out: true if parked, false if remote frees arrived first. */
+bool ta_page_try_park(ta_page_t *page) {
+  uintptr_t expect = 0;
+  if (!atomic_compare_exchange_strong_explicit(&page->xfree, &expect, TA_XFREE_FULL,
+                                               memory_order_acq_rel, memory_order_relaxed))
+    return false;
+  page->in_full = 1;
+  page->parked_live = page->used;
+  page->used = 1;
+  return true;
+}
+
+/* The owner freed a block into a parked page: used fell from 1 to 0 (see struct ta_page_s). */
+static void page_unpark(ta_page_t *page) {
+  atomic_fetch_and_explicit(&page->xfree, ~TA_XFREE_FULL, memory_order_acq_rel);
+  page->in_full = 0;
+  page->used = page->parked_live - 1;
+  ta_bin_push(page->arena, page);
+}
+
+static void page_retire(ta_page_t *page) {
+  ta_bin_remove(page->arena, page);
+  ta_seg_span_free(page);
+}
+
+/* The owner's free brought used to 0: the page was parked, or it is empty and not current. */
+void ta_page_free_slow(ta_page_t *page) {
+  if (page->in_full) page_unpark(page);
+  if (page->used == 0) page_retire(page);
+}
+
+void ta_page_free_remote(ta_page_t *page, ta_block_t *block) {
+  uintptr_t w = atomic_load_explicit(&page->xfree, memory_order_relaxed);
+  for (;;) {
+    if (ta_unlikely(w & TA_XFREE_FULL)) {
+      /* Parked: take on the duty of telling the owner, through the arena's list. */
+      if (atomic_compare_exchange_weak_explicit(&page->xfree, &w, 0, memory_order_relaxed,
+                                                memory_order_relaxed)) {
+        ta_arena_t *arena = page->arena;
+        uintptr_t head = atomic_load_explicit(&arena->xfree, memory_order_relaxed);
+        do {
+          block->next_enc = ta_link_encode((ta_block_t *)head);
+        } while (!atomic_compare_exchange_weak_explicit(&arena->xfree, &head, (uintptr_t)block,
+                                                        memory_order_release, memory_order_relaxed));
+        return;
+      }
+    } else {
+      block->next_enc = ta_link_encode((ta_block_t *)w);
+      if (atomic_compare_exchange_weak_explicit(&page->xfree, &w, (uintptr_t)block,
+                                                memory_order_release, memory_order_relaxed))
+        return;
+    }
+  }
+}
+
+/* The block's first word looks like a free-list link: it is a double free if the block is on the
+ * page's local list or its xfree list. Only the owner calls this, so both lists are stable except
+ * for pushes at the xfree head, which do not disturb a walk from an older head. */
+static void list_search(ta_page_t *page, ta_block_t *list, ta_block_t *block) {
+  /* Bounded by the page's capacity, so a corrupted list cannot make the search run forever. */
+  uint32_t steps = 0;
+  for (ta_block_t *b = list; b != NULL; b = ta_link_decode(b->next_enc)) {
+    if (b == block) ta_fatal_ptr("free", "double free", block);
+    if (ta_seg_of(b) != ta_seg_of(page) || ++steps > page->capacity) ta_page_corrupt(b);
+  }
+}
+
+void ta_page_free_suspect(ta_page_t *page, ta_block_t *block) {
+  list_search(page, page->free, block);
+  uintptr_t w = atomic_load_explicit(&page->xfree, memory_order_acquire) & ~TA_XFREE_FULL;
+  list_search(page, (ta_block_t *)w, block);
+  /* Not on a list: user data that happened to look like a link. Free it for real. */
+  block->next_enc = 0;
+  ta_page_free_local(page, block);
+}
+
+void ta_page_corrupt(const void *where) {
+  ta_fatal_ptr("malloc", "corrupted free list at", where);
+}

@@ -1,0 +1,25 @@
+/* Pages: the blocks of one size class inside a span. Invariants are written at struct ta_page_s in
+ * arenas/segment.h; the xfree protocol is described at the top of arenas/page.c. */
+#ifndef TA_PAGE_H
+#define TA_PAGE_H
+
+#include "arena.h"
+
+#pragma GCC visibility push(hidden)
+
+void ta_page_init(ta_page_t *page, ta_arena_t *arena, unsigned cls, unsigned units);
+bool ta_page_extend(ta_page_t *page);
+bool ta_page_collect(ta_page_t *page);
+bool ta_page_try_park(ta_page_t *page);
+unsigned ta_page_units_for(unsigned cls);
+
+/* bins.c */
+void ta_bin_push(ta_arena_t *arena, ta_page_t *page);
+void ta_bin_remove(ta_arena_t *arena, ta_page_t *page);
+ta_page_t *ta_bin_find_page(ta_arena_t *arena, unsigned cls);
+void ta_bin_set_current(ta_arena_t *arena, ta_page_t *page);
+void ta_bin_clear_current(ta_arena_t *arena, unsigned cls);
+
+#pragma GCC visibility pop
+
+#endif

@@ -1,0 +1,158 @@
+/* Heap segments, the pages (spans) inside them, and the segment map.
+ *
+ * Finding metadata from a pointer (the rule every free relies on):
+ *  - A segment is TA_SEGMENT_SIZE (4 MiB) bytes aligned to its size, so p & ~(TA_SEGMENT_SIZE - 1) is
+ *    the header of the segment that would hold p.
+ *  - Whether that header is ours is answered by the segment map, one byte per 4 MiB slot of the
+ *    47-bit user address space (32 MiB of zero-initialised .bss the kernel commits only where written):
+ *    nonzero exactly while a segment of ours occupies the slot. So free() reads no memory it does not
+ *    own before it knows the pointer is inside a segment.
+ *  - A segment is TA_UNITS (64) units of 64 KiB. Unit 0 holds the header below; each other unit is
+ *    free or belongs to one span (1..16 units) that holds blocks of one size class. unit_span[u] is
+ *    the byte offset, from pages[0], of the descriptor of the span holding unit u: its first unit's.
+ *    For free units it is 0, naming pages[0] (the header's unit, never live: capacity 0), so a stale
+ *    or foreign pointer always meets a page that rejects it. A byte offset rather than an index
+ *    spares the free path a multiplication.
+ *  - Pointers outside every segment are either large blocks, found in the registry of src/large.c,
+ *    or not ours at all.
+ *
+ * Ownership: a segment, its free-unit mask and every page in it belong to one arena. The owner thread
+ * of that arena changes them without locks; other threads touch only a page's xfree word and the
+ * arena's xfree list (see arenas/page.h). */
+#ifndef TA_SEGMENT_H
+#define TA_SEGMENT_H
+
+#include <stdatomic.h>
+
+#include "common.h"
+#include "sizeclass.h"
+
+#pragma GCC visibility push(hidden)
+
+#define TA_SEGMENT_SHIFT 22
+#define TA_SEGMENT_SIZE ((size_t)1 << TA_SEGMENT_SHIFT)
+#define TA_UNIT_SHIFT 16
+#define TA_UNIT_SIZE ((size_t)1 << TA_UNIT_SHIFT)
+#define TA_UNITS (TA_SEGMENT_SIZE / TA_UNIT_SIZE)
+#define TA_SPAN_MAX_UNITS 16 /* a span never exceeds 1 MiB: the largest class fits one block */
+#define TA_ADDRESS_BITS 47
+#define TA_SEGMAP_SLOTS ((size_t)1 << (TA_ADDRESS_BITS - TA_SEGMENT_SHIFT))
+#define TA_ALL_UNITS_FREE (~(uint64_t)1) /* every unit but the header's */
+
+typedef struct ta_arena_s ta_arena_t;
+typedef struct ta_segment_s ta_segment_t;
+typedef struct ta_page_s ta_page_t;
+
+/* A free block: its first word links to the next free block, encoded (ta_link_encode). */
+typedef struct ta_block_s {
+  uintptr_t next_enc; /* encoded pointer to the next free block, or the encoding of NULL */
+} ta_block_t;
+
+/* How xfree, the word other threads push freed blocks onto, is packed: a block address (16-byte
+ * aligned, so its low bits are free) or'ed with flags. */
+#define TA_XFREE_FULL ((uintptr_t)1) /* the owner parked the page as full; the list is then empty */
+
+/* A span of units serving one size class (called a page below).
+ * Invariants, for a live page:
+ *   live = blocks handed out and not yet back on `free` (blocks on the xfree lists count as live
+ *          until the owner collects them);
+ *   used = live + (TA_PAGE_CURRENT_BIAS if current)   when not parked,
+ *   used = 1 and parked_live = live                    while parked (in_full == 1),
+ *   so the owner's free fast path needs one test, --used == 0, to catch both a page that became
+ *   empty and a parked page that has room again;
+ *   carved = capacity * block_size <= reserved * block_size <= units * TA_UNIT_SIZE;
+ *   every block below `carved` is handed out, on `free`, or on an xfree list;
+ *   in_full == 1  <=>  the page is in no bin list (the owner parked it, all blocks out). */
+struct ta_page_s {
+  ta_block_t *free;        /* owner: local free list, encoded links */
+  uint32_t used;           /* owner: see the invariant above */
+  uint32_t block_size;     /* bytes per block; 0 on descriptors that are not live span heads */
+  uintptr_t start;         /* address of block 0 (the span's first byte) */
+  uint64_t recip;          /* ceil(2^44 / block_size), see ta_arena_page_checked */
+  uint64_t recip_hi;       /* recip << 20, the bound the divisibility test compares with */
+  uint64_t carved;         /* owner: bytes of the span carved into blocks so far */
+  ta_arena_t *arena;       /* owning arena: fixed while the page is live */
+  _Atomic uintptr_t xfree; /* other threads: blocks they freed, or'ed with TA_XFREE_FULL */
+  uint32_t capacity;       /* owner: blocks carved so far */
+  uint32_t reserved;       /* blocks the span holds */
+  uint32_t parked_live;    /* owner: live blocks while parked */
+  uint8_t cls;             /* size class */
+  uint8_t units;           /* span length in units */
+  uint8_t in_full;         /* owner: 1 while parked full (in no bin list) */
+  ta_page_t *next;         /* owner: bin list */
+  ta_page_t *prev;         /* owner: bin list */
+};
+
+/* While a page is an arena's current page for its class its used count carries this bias, so the
+ * free fast path sees used reach 0 only on pages that are not current (current pages are kept when
+ * empty: a malloc/free loop must not retire and rebuild its page every time). */
+#define TA_PAGE_CURRENT_BIAS ((uint32_t)1 << 30)
+#define TA_RECIP_SHIFT 44
+
+typedef enum { TA_SEG_MMAP = 1, TA_SEG_BRK = 2 } ta_seg_origin_t;
+
+/* Invariant: free_units has bit u set  <=>  unit u is in no span  <=>  unit_span[u] == 0 (u > 0). */
+struct ta_segment_s {
+  uintptr_t cookie;              /* ta_seg_cookie(self): checked before a segment is trusted */
+  ta_arena_t *arena;             /* owner */
+  ta_segment_t *next;            /* owner: the arena's segment list */
+  ta_segment_t *prev;            /* owner: the arena's segment list */
+  uint64_t free_units;           /* owner: bit u = unit u is free */
+  uint64_t dirty_units;          /* owner: bit u = free unit u may hold touched pages */
+  uint8_t origin;                /* ta_seg_origin_t */
+  uint16_t unit_span[TA_UNITS];  /* owner: unit -> byte offset of its span's page from pages[0] */
+  ta_page_t pages[TA_UNITS];     /* descriptors; pages[0] is never live */
+};
+_Static_assert(sizeof(ta_segment_t) <= TA_UNIT_SIZE, "segment header must fit in unit 0");
+_Static_assert(TA_UNITS == 64, "free_units is one 64-bit mask");
+_Static_assert(TA_UNITS * sizeof(ta_page_t) <= UINT16_MAX, "unit_span offsets fit 16 bits");
+_Static_assert(TA_SPAN_MAX_UNITS * TA_UNIT_SIZE >= TA_CLASS_MAX_SIZE, "largest class fits a span");
+
+extern uint8_t ta_segmap[TA_SEGMAP_SLOTS];
+extern uintptr_t ta_secret; /* per-process random key, bit 63 set (src/init.c) */
+
+TA_INLINE ta_segment_t *ta_seg_of(const void *p) {
+  return (ta_segment_t *)((uintptr_t)p & ~(uintptr_t)(TA_SEGMENT_SIZE - 1));
+}
+
+/* True when p lies inside a live segment of ours. Reads only the segment map. */
+TA_INLINE bool ta_segmap_has(const void *p) {
+  uintptr_t slot = (uintptr_t)p >> TA_SEGMENT_SHIFT;
+  return slot < TA_SEGMAP_SLOTS && __atomic_load_n(&ta_segmap[slot], __ATOMIC_RELAXED) != 0;
+}
+
+TA_INLINE ta_page_t *ta_seg_page_of(ta_segment_t *seg, const void *p) {
+  unsigned unit = (unsigned)(((uintptr_t)p >> TA_UNIT_SHIFT) & (TA_UNITS - 1));
+  return (ta_page_t *)((char *)seg->pages + seg->unit_span[unit]);
+}
+
+TA_INLINE uintptr_t ta_seg_cookie(const ta_segment_t *seg) {
+  return (uintptr_t)seg ^ ta_secret ^ (uintptr_t)0x7461736567000000ull;
+}
+
+/* Free-list link encoding. With hardening, links are xor'ed with the process secret, so a stray
+ * write of a plausible pointer is caught when decoded, and a freed block's first word is recognisable
+ * without being mistaken for user data (see ta_page_free_local). */
+TA_INLINE uintptr_t ta_link_encode(const ta_block_t *next) {
+  return TA_HARDENING ? (uintptr_t)next ^ ta_secret : (uintptr_t)next;
+}
+TA_INLINE ta_block_t *ta_link_decode(uintptr_t enc) {
+  return (ta_block_t *)(TA_HARDENING ? enc ^ ta_secret : enc);
+}
+/* Every encoded link, NULL's included, carries the secret's top 17 bits (addresses are below 2^47).
+ * A word without them is certainly not a link; one with them may be user data (for random data one
+ * time in 2^17) and is checked the slow way. */
+TA_INLINE bool ta_link_plausible(uintptr_t word) {
+  return ((word ^ ta_secret) >> TA_ADDRESS_BITS) == 0;
+}
+
+/* segment.c */
+void ta_segmap_set(ta_segment_t *seg, bool live);
+ta_page_t *ta_seg_span_alloc(ta_arena_t *arena, unsigned units);
+void ta_seg_span_free(ta_page_t *page);
+void ta_seg_release_empty(ta_arena_t *arena, ta_segment_t *keep);
+size_t ta_seg_count(size_t *brk_count);
+
+#pragma GCC visibility pop
+
+#endif

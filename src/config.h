@@ -1,0 +1,37 @@
+/* Configuration: defaults, TAMALLOC_* environment variables (read once, at the first allocation,
+ * without allocating) and mallopt. src/config.c. */
+#ifndef TA_CONFIG_H
+#define TA_CONFIG_H
+
+#include <stdatomic.h>
+
+#include "common.h"
+
+#pragma GCC visibility push(hidden)
+
+#define TA_MMAP_THRESHOLD_DEFAULT ((size_t)128 * 1024)
+#define TA_MMAP_THRESHOLD_MIN ((size_t)4096)
+#define TA_MMAP_THRESHOLD_MAX ((size_t)1 << 20) /* the largest size class: above it, always mmap */
+
+typedef struct ta_config_s {
+  _Atomic size_t mmap_threshold; /* bytes: requests >= this go to the mmap path */
+  _Atomic size_t trim_threshold; /* bytes: free brk tail kept before the heap shrinks */
+  _Atomic size_t top_pad;        /* bytes: kept at the brk top when it shrinks */
+  _Atomic long decay_ms;         /* ms: free pages stay committed this long; 0 now, < 0 never */
+  _Atomic size_t arena_max;      /* arenas at most, 0 = no cap */
+} ta_config_t;
+
+extern ta_config_t ta_config;
+
+TA_INLINE size_t ta_mmap_threshold(void) {
+  return atomic_load_explicit(&ta_config.mmap_threshold, memory_order_relaxed);
+}
+
+int ta_config_set(int option, long value);
+long ta_config_get(int option);
+/* Parse a size with an optional k/m/g suffix; false if malformed. */
+bool ta_config_parse_size(const char *s, size_t *out);
+
+#pragma GCC visibility pop
+
+#endif

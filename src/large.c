@@ -1,0 +1,203 @@
+/* Large blocks: each its own mapping, with a 16-byte header before the pointer (ta_large_hdr_t).
+ *
+ * free() must never read memory it does not own, and a foreign pointer may sit at the start of an
+ * unmapped page, so the header alone cannot tell a large block: every live large block is also in
+ * the registry, an open-addressing hash set of block addresses behind large_lock. Large blocks cost
+ * an mmap and page faults anyway; a locked hash probe is noise beside them. A small ring of recently
+ * freed addresses lets a second free of the same block be named a double free. */
+#include "large.h"
+
+#include <string.h>
+
+#include "os.h"
+#include "segment.h"
+
+static ta_lock_t large_lock = TA_LOCK_INIT;
+static uintptr_t *reg;          /* large_lock: table of block addresses, 0 = empty slot */
+static size_t reg_cap;          /* large_lock: slots, a power of two (0 before first use) */
+static size_t reg_count;        /* large_lock: live blocks */
+static size_t reg_bytes;        /* large_lock: bytes mapped for them */
+#define TA_FREED_RING 64
+static uintptr_t freed_ring[TA_FREED_RING]; /* large_lock: recently freed block addresses */
+static unsigned freed_next;                 /* large_lock: next ring slot to overwrite */
+
+void ta_large_lock(void) { ta_lock(&large_lock); }
+void ta_large_unlock(void) { ta_unlock(&large_lock); }
+
+static uint32_t large_tag(const void *p) {
+  return (uint32_t)(((uintptr_t)p ^ ta_secret) * 0x9e3779b97f4a7c15ull >> 32);
+}
+
+static ta_large_hdr_t *hdr_of(const void *p) { return (ta_large_hdr_t *)((char *)p - 16); }
+
+static size_t slot_of(uintptr_t key, size_t cap) {
+  return (size_t)((key >> 4) * 0x9e3779b97f4a7c15ull >> 20) & (cap - 1);
+}
+
+/* large_lock held. Index of key's slot, or of the empty slot where it would go. */
+static size_t reg_find(uintptr_t key) {
+  size_t i = slot_of(key, reg_cap);
+  while (reg[i] != 0 && reg[i] != key) i = (i + 1) & (reg_cap - 1);
+  return i;
+}
+
+/* large_lock held. Doubles the table when it is half full; false if that needed memory we lack. */
+static bool reg_reserve(void) {
+  if (reg_cap != 0 && (reg_count + 1) * 2 <= reg_cap) return true;
+  size_t ncap = reg_cap ? reg_cap * 2 : 1024;
+  uintptr_t *nreg = ta_os_map(ncap * sizeof(uintptr_t));
+  if (nreg == NULL) return false;
+  uintptr_t *old = reg;
+  size_t ocap = reg_cap;
+  reg = nreg;
+  reg_cap = ncap;
+  for (size_t i = 0; i < ocap; i++)
+    if (old[i]) reg[reg_find(old[i])] = old[i];
+  if (old) ta_os_unmap(old, ocap * sizeof(uintptr_t));
+  return true;
+}
+
+/* large_lock held. Linear probing removal by shifting later entries back (no tombstones). */
+static void reg_remove_at(size_t i) {
+  size_t j = i;
+  for (;;) {
+    reg[i] = 0;
+    for (;;) {
+      j = (j + 1) & (reg_cap - 1);
+      if (reg[j] == 0) return;
+      size_t home = slot_of(reg[j], reg_cap);
+      /* Move reg[j] into the hole at i unless its home lies cyclically in (i, j]. */
+      bool stays = i <= j ? (i < home && home <= j) : (i < home || home <= j);
+      if (!stays) break;
+    }
+    reg[i] = reg[j];
+    i = j;
+  }
+}
+
+static void freed_ring_forget(uintptr_t key) {
+  for (unsigned i = 0; i < TA_FREED_RING; i++)
+    if (freed_ring[i] == key) freed_ring[i] = 0;
+}
+
+/* Map a block of `size` bytes aligned to `align` (a power of two; 16 for plain malloc). */
+void *ta_large_alloc(size_t size, size_t align) {
+  size_t offset = align <= 16 ? 16 : (align <= TA_PAGE ? align : TA_PAGE);
+  if (size > TA_MAX_REQUEST || align > TA_MAX_REQUEST) return NULL;
+  size_t map_size = ta_align_up(size + offset, TA_PAGE);
+  char *base;
+  if (align <= TA_PAGE) {
+    base = ta_os_map(map_size);
+    if (base == NULL) return NULL;
+  } else {
+    /* The block must sit at a multiple of align with its header in the page before it. */
+    size_t over = map_size + align;
+    if (over < map_size) return NULL;
+    char *raw = ta_os_map(over);
+    if (raw == NULL) return NULL;
+    uintptr_t p = ((uintptr_t)raw + TA_PAGE + align - 1) & ~(uintptr_t)(align - 1);
+    base = (char *)p - TA_PAGE;
+    size_t head = (size_t)(base - raw);
+    size_t tail = over - head - map_size;
+    if (head) ta_os_unmap(raw, head);
+    if (tail) ta_os_unmap(base + map_size, tail);
+  }
+  char *p = base + offset;
+  ta_large_hdr_t *h = hdr_of(p);
+  h->map_size = map_size;
+  h->map_offset = (uint32_t)offset;
+  h->tag = large_tag(p);
+  ta_lock(&large_lock);
+  if (!reg_reserve()) {
+    ta_unlock(&large_lock);
+    ta_os_unmap(base, map_size);
+    return NULL;
+  }
+  reg[reg_find((uintptr_t)p)] = (uintptr_t)p;
+  reg_count++;
+  reg_bytes += map_size;
+  freed_ring_forget((uintptr_t)p);
+  ta_unlock(&large_lock);
+  return p;
+}
+
+bool ta_large_owns(const void *p) {
+  bool found = false;
+  ta_lock(&large_lock);
+  if (reg_cap) found = reg[reg_find((uintptr_t)p)] == (uintptr_t)p;
+  ta_unlock(&large_lock);
+  return found;
+}
+
+bool ta_large_recently_freed(const void *p) {
+  bool found = false;
+  ta_lock(&large_lock);
+  for (unsigned i = 0; i < TA_FREED_RING; i++) found |= freed_ring[i] == (uintptr_t)p;
+  ta_unlock(&large_lock);
+  return found && p != NULL;
+}
+
+bool ta_large_free(void *p) {
+  ta_lock(&large_lock);
+  size_t i = reg_cap ? reg_find((uintptr_t)p) : 0;
+  if (reg_cap == 0 || reg[i] != (uintptr_t)p) {
+    ta_unlock(&large_lock);
+    return false;
+  }
+  ta_large_hdr_t *h = hdr_of(p);
+  if (ta_unlikely(h->tag != large_tag(p))) ta_fatal_ptr("free", "corrupted large block header at", p);
+  size_t map_size = h->map_size;
+  char *base = (char *)p - h->map_offset;
+  reg_remove_at(i);
+  reg_count--;
+  reg_bytes -= map_size;
+  freed_ring[freed_next] = (uintptr_t)p;
+  freed_next = (freed_next + 1) % TA_FREED_RING;
+  ta_unlock(&large_lock);
+  /* If munmap fails (no VMA slot to split), the mapping stays: wasted, but nothing is handed out
+   * twice, since the registry no longer names it. */
+  ta_os_unmap(base, map_size);
+  return true;
+}
+
+size_t ta_large_usable(const void *p) {
+  const ta_large_hdr_t *h = hdr_of(p);
+  return h->map_size - h->map_offset;
+}
+
+void *ta_large_resize(void *p, size_t size) {
+  ta_large_hdr_t *h = hdr_of(p);
+  size_t offset = h->map_offset;
+  if (size > TA_MAX_REQUEST) return NULL;
+  size_t map_size = ta_align_up(size + offset, TA_PAGE);
+  size_t old_size = h->map_size;
+  if (map_size == old_size) return p;
+  /* Out of the registry before mremap may unmap the old address: another thread's new mapping can
+   * land there at once, and its registration must not collide with ours. */
+  ta_lock(&large_lock);
+  reg_remove_at(reg_find((uintptr_t)p));
+  ta_unlock(&large_lock);
+  char *base = ta_os_remap((char *)p - offset, old_size, map_size);
+  char *q = base ? base + offset : p;
+  if (base) {
+    ta_large_hdr_t *nh = hdr_of(q);
+    nh->map_size = map_size;
+    nh->tag = large_tag(q);
+  }
+  ta_lock(&large_lock);
+  /* The table had room for p, so it has room for q. */
+  reg[reg_find((uintptr_t)q)] = (uintptr_t)q;
+  if (base) {
+    reg_bytes = reg_bytes - old_size + map_size;
+    freed_ring_forget((uintptr_t)q);
+  }
+  ta_unlock(&large_lock);
+  return base ? q : NULL;
+}
+
+void ta_large_totals(size_t *blocks, size_t *bytes) {
+  ta_lock(&large_lock);
+  *blocks = reg_count;
+  *bytes = reg_bytes;
+  ta_unlock(&large_lock);
+}

@@ -1,0 +1,30 @@
+/* The mmap path: one private anonymous mapping per block, for requests at or above the mmap
+ * threshold and for alignments the bins cannot serve (src/large.c). */
+#ifndef TA_LARGE_H
+#define TA_LARGE_H
+
+#include "common.h"
+
+#pragma GCC visibility push(hidden)
+
+/* The 16 bytes before every large block. */
+typedef struct ta_large_hdr_s {
+  size_t map_size;     /* bytes mapped for the block, header included, a page multiple */
+  uint32_t map_offset; /* bytes from the mapping's start to the block */
+  uint32_t tag;        /* ta_large_tag(): tells a header we wrote from stray bytes */
+} ta_large_hdr_t;
+_Static_assert(sizeof(ta_large_hdr_t) == 16, "the large header is 16 bytes");
+
+void *ta_large_alloc(size_t size, size_t align);
+/* false if p is not a live large block; the caller reports it. */
+bool ta_large_free(void *p);
+/* p must be a live large block (ta_large_owns). NULL on failure, p untouched. */
+void *ta_large_resize(void *p, size_t size);
+bool ta_large_owns(const void *p);
+bool ta_large_recently_freed(const void *p);
+size_t ta_large_usable(const void *p);
+void ta_large_totals(size_t *blocks, size_t *bytes);
+
+#pragma GCC visibility pop
+
+#endif

@@ -1,0 +1,91 @@
+/* The OS layer: every memory syscall tamalloc makes is made here (contract in os.h). */
+#include "os.h"
+
+#include <errno.h>
+#include <stdatomic.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+static _Atomic long inject[TA_OS_KINDS];          /* pending injected failures per kind */
+static _Atomic unsigned long calls[TA_OS_KINDS];  /* calls made per kind */
+
+void ta_os_inject_failure(ta_os_kind_t kind, long count) {
+  atomic_store_explicit(&inject[kind], count, memory_order_relaxed);
+}
+
+unsigned long ta_os_calls(ta_os_kind_t kind) {
+  return atomic_load_explicit(&calls[kind], memory_order_relaxed);
+}
+
+/* Counts the call; true when an injected failure consumes it. */
+static bool os_enter(ta_os_kind_t kind) {
+  atomic_fetch_add_explicit(&calls[kind], 1, memory_order_relaxed);
+  if (ta_likely(atomic_load_explicit(&inject[kind], memory_order_relaxed) <= 0)) return false;
+  return atomic_fetch_sub_explicit(&inject[kind], 1, memory_order_relaxed) > 0;
+}
+
+static void *os_mmap(size_t size, int extra_flags) {
+  if (os_enter(TA_OS_MMAP)) return NULL;
+  int saved = errno;
+  void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | extra_flags, -1, 0);
+  errno = saved;
+  return p == MAP_FAILED ? NULL : p;
+}
+
+void *ta_os_map(size_t size) { return os_mmap(size, 0); }
+
+void *ta_os_reserve(size_t size) { return os_mmap(size, MAP_NORESERVE); }
+
+bool ta_os_unmap(void *p, size_t size) {
+  if (os_enter(TA_OS_MUNMAP)) return false;
+  int saved = errno;
+  int r = munmap(p, size);
+  errno = saved;
+  return r == 0;
+}
+
+void *ta_os_map_aligned(size_t size, size_t align) {
+  ta_assert(ta_is_pow2(align) && align >= TA_PAGE && size % TA_PAGE == 0);
+  if (size + align < size) return NULL;
+  /* Over-map by the alignment, then cut the head and tail off. Unmapping the trims can only fail
+   * for want of a VMA slot; then the slack stays mapped, which wastes address space but is safe. */
+  char *raw = os_mmap(size + align, 0);
+  if (raw == NULL) return NULL;
+  uintptr_t start = ((uintptr_t)raw + align - 1) & ~(uintptr_t)(align - 1);
+  size_t head = start - (uintptr_t)raw;
+  size_t tail = align - head;
+  if (head) ta_os_unmap(raw, head);
+  if (tail) ta_os_unmap((char *)start + size, tail);
+  return (void *)start;
+}
+
+void *ta_os_remap(void *p, size_t old_size, size_t new_size) {
+  if (os_enter(TA_OS_MREMAP)) return NULL;
+  int saved = errno;
+  void *q = mremap(p, old_size, new_size, MREMAP_MAYMOVE);
+  errno = saved;
+  return q == MAP_FAILED ? NULL : q;
+}
+
+bool ta_os_purge(void *p, size_t size) {
+  if (os_enter(TA_OS_PURGE)) return false;
+  int saved = errno;
+  int r = madvise(p, size, MADV_DONTNEED);
+  errno = saved;
+  return r == 0;
+}
+
+void *ta_os_brk_current(void) {
+  int saved = errno;
+  void *cur = sbrk(0);
+  errno = saved;
+  return cur == (void *)-1 ? NULL : cur;
+}
+
+bool ta_os_brk_set(void *end) {
+  if (os_enter(TA_OS_BRK)) return false;
+  int saved = errno;
+  int r = brk(end);
+  errno = saved;
+  return r == 0;
+}

@@ -1,0 +1,236 @@
+/* The router: the size decision and the public ta_* entry points.
+ *
+ * A request below the mmap threshold (ta_config.mmap_threshold, 128 KiB by default) goes to the
+ * calling thread's arena; a request of the threshold or more gets its own mapping (src/large.c). The
+ * comparison is on the size the caller asked for, not on the block or mapping it becomes. Alignments
+ * up to 64 KiB are served from the bins (a class whose blocks are all aligned), larger ones by the
+ * mmap path whatever the size. */
+#include "router.h"
+
+#include <errno.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "arena.h"
+#include "config.h"
+#include "large.h"
+#include "os.h"
+#include "tamalloc.h"
+
+#define TA_ALIAS(name) __attribute__((alias(#name), visibility("default")))
+
+void *ta_router_malloc_big(size_t size) {
+  if (size < ta_mmap_threshold()) return ta_arena_alloc(ta_tls_arena, ta_class_large(size));
+  if (ta_unlikely(size > TA_MAX_REQUEST)) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  void *p = ta_large_alloc(size, 16);
+  if (p == NULL) errno = ENOMEM;
+  return p;
+}
+
+void *ta_router_malloc(size_t size) { return ta_route_malloc(size); }
+
+/* Not a block tamalloc handed out (or no longer one): say which, and stop. */
+void ta_router_bad_pointer(const char *func, const void *p) {
+  if (ta_large_recently_freed(p)) ta_fatal_ptr(func, "double free", p);
+  ta_fatal_ptr(func, "invalid pointer", p);
+}
+
+void ta_router_free_slow(void *p) {
+  if (p == NULL) return;
+  if (!ta_large_free(p)) ta_router_bad_pointer("free", p);
+}
+
+void ta_router_free(void *p) { ta_route_free(p); }
+
+/* Block size of a live block, or aborts naming `func` if p is not one. */
+static size_t usable_checked(const char *func, const void *p, ta_page_t **page_out) {
+  if (ta_segmap_has(p)) {
+    ta_page_t *page = ta_arena_page_checked(p);
+    if (page == NULL) ta_router_bad_pointer(func, p);
+    if (page_out) *page_out = page;
+    return page->block_size;
+  }
+  if (page_out) *page_out = NULL;
+  if (!ta_large_owns(p)) ta_router_bad_pointer(func, p);
+  return ta_large_usable(p);
+}
+
+size_t ta_router_usable_size(const void *p) {
+  if (p == NULL) return 0;
+  return usable_checked("malloc_usable_size", p, NULL);
+}
+
+void *ta_router_calloc(size_t count, size_t size) {
+  size_t n;
+  if (ta_unlikely(__builtin_mul_overflow(count, size, &n))) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  if (n >= ta_mmap_threshold()) return ta_router_malloc_big(n); /* fresh mappings read as zero */
+  void *p = ta_router_malloc(n);
+  if (ta_likely(p != NULL)) memset(p, 0, n);
+  return p;
+}
+
+/* Blocks from the bins stay where they are when the new size still fits and is at least about half
+ * the block (within four classes), so shrinking a little does not copy but shrinking a lot frees. */
+#define TA_REALLOC_KEEP_CLASSES 4u
+
+void *ta_router_realloc(void *p, size_t size) {
+  if (p == NULL) return ta_router_malloc(size);
+  if (size == 0) {
+    ta_router_free(p);
+    return NULL;
+  }
+  if (ta_unlikely(size > TA_MAX_REQUEST)) {
+    usable_checked("realloc", p, NULL);
+    errno = ENOMEM;
+    return NULL;
+  }
+  ta_page_t *page;
+  size_t old = usable_checked("realloc", p, &page);
+  if (page != NULL) {
+    if (size <= old && ta_class_of(size) + TA_REALLOC_KEEP_CLASSES >= page->cls) return p;
+  } else if (size >= ta_mmap_threshold()) {
+    void *q = ta_large_resize(p, size);
+    if (q == NULL) errno = ENOMEM;
+    return q;
+  }
+  void *q = ta_router_malloc(size);
+  if (q == NULL) return NULL;
+  memcpy(q, p, old < size ? old : size);
+  ta_router_free(p);
+  return q;
+}
+
+void *ta_router_reallocarray(void *p, size_t count, size_t size) {
+  size_t n;
+  if (__builtin_mul_overflow(count, size, &n)) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  return ta_router_realloc(p, n);
+}
+
+/* align: a power of two. */
+static void *aligned(size_t align, size_t size) {
+  if (align <= TA_ALIGN) return ta_router_malloc(size);
+  if (size > TA_MAX_REQUEST || align > TA_MAX_REQUEST) return NULL;
+  if (align <= TA_ALIGNED_BIN_MAX && size < ta_mmap_threshold()) {
+    unsigned cls = ta_class_for_aligned(size, align);
+    if (cls < TA_CLASSES) return ta_arena_alloc(ta_tls_arena, cls);
+  }
+  return ta_large_alloc(size, align);
+}
+
+void *ta_router_aligned_alloc(size_t align, size_t size) {
+  if (!ta_is_pow2(align)) {
+    errno = EINVAL;
+    return NULL;
+  }
+  void *p = aligned(align, size);
+  if (p == NULL) errno = ENOMEM;
+  return p;
+}
+
+void *ta_router_memalign(size_t align, size_t size) { return ta_router_aligned_alloc(align, size); }
+
+int ta_router_posix_memalign(void **out, size_t align, size_t size) {
+  if (!ta_is_pow2(align) || align % sizeof(void *) != 0) return EINVAL;
+  int saved = errno;
+  void *p = aligned(align, size);
+  errno = saved;
+  if (p == NULL) return ENOMEM;
+  *out = p;
+  return 0;
+}
+
+void *ta_router_valloc(size_t size) { return ta_router_aligned_alloc(TA_PAGE, size); }
+
+void *ta_router_pvalloc(size_t size) {
+  if (size > TA_MAX_REQUEST) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  size_t rounded = ta_align_up(size ? size : 1, TA_PAGE);
+  return ta_router_aligned_alloc(TA_PAGE, rounded);
+}
+
+/* free_sized and free_aligned_sized: the size must be one the block could have been made for. */
+static void free_checked_size(const char *func, void *p, size_t align, size_t size) {
+  if (p == NULL) return;
+  ta_page_t *page;
+  size_t usable = usable_checked(func, p, &page);
+  bool ok = size <= usable;
+  if (ok && page != NULL) {
+    unsigned cls = ta_class_of(size);
+    bool as_aligned = align > TA_ALIGN && ta_class_for_aligned(size, align) == page->cls;
+    ok = as_aligned || cls + TA_REALLOC_KEEP_CLASSES >= page->cls;
+  } else if (ok) {
+    /* A mapping is at most the size rounded to pages past its header, plus the alignment slack. */
+    size_t slack = TA_PAGE + (align > TA_ALIGN ? align : 0);
+    ok = usable - size < slack || size >= ta_mmap_threshold() / 2;
+  }
+  if (!ok) ta_fatal_ptr(func, "size does not match the block", p);
+  ta_router_free(p);
+}
+
+void ta_router_free_sized(void *p, size_t size) { free_checked_size("free_sized", p, 0, size); }
+
+void ta_router_free_aligned_sized(void *p, size_t align, size_t size) {
+  free_checked_size("free_aligned_sized", p, align, size);
+}
+
+int ta_router_trim(size_t pad) {
+  (void)pad;
+  return 0;
+}
+
+int ta_router_mallopt(int option, long value) { return ta_config_set(option, value); }
+
+/* mallopt with glibc's parameter numbers (<malloc.h>). Those tamalloc has no use for are accepted
+ * (return 1) where ignoring them is harmless, as glibc does for values it clamps. */
+int ta_router_mallopt_glibc(int param, int value) {
+  switch (param) {
+    case -3: return ta_config_set(TA_OPT_MMAP_THRESHOLD, value); /* M_MMAP_THRESHOLD */
+    case -1: return ta_config_set(TA_OPT_TRIM_THRESHOLD, value); /* M_TRIM_THRESHOLD */
+    case -2: return ta_config_set(TA_OPT_TOP_PAD, value);        /* M_TOP_PAD */
+    case -8: return ta_config_set(TA_OPT_ARENA_MAX, value);      /* M_ARENA_MAX */
+    case 1:                                                       /* M_MXFAST: no fastbins here */
+    case -4:                                                      /* M_MMAP_MAX */
+    case -5:                                                      /* M_CHECK_ACTION: always abort */
+    case -6:                                                      /* M_PERTURB */
+    case -7:                                                      /* M_ARENA_TEST */
+      return 1;
+    default:
+      return 0;
+  }
+}
+
+/* The public names. */
+void *ta_malloc(size_t size) TA_ALIAS(ta_router_malloc);
+void *ta_calloc(size_t count, size_t size) TA_ALIAS(ta_router_calloc);
+void *ta_realloc(void *p, size_t size) TA_ALIAS(ta_router_realloc);
+void *ta_reallocarray(void *p, size_t count, size_t size) TA_ALIAS(ta_router_reallocarray);
+void ta_free(void *p) TA_ALIAS(ta_router_free);
+void ta_free_sized(void *p, size_t size) TA_ALIAS(ta_router_free_sized);
+void ta_free_aligned_sized(void *p, size_t align, size_t size) TA_ALIAS(ta_router_free_aligned_sized);
+void *ta_aligned_alloc(size_t align, size_t size) TA_ALIAS(ta_router_aligned_alloc);
+int ta_posix_memalign(void **out, size_t align, size_t size) TA_ALIAS(ta_router_posix_memalign);
+void *ta_memalign(size_t align, size_t size) TA_ALIAS(ta_router_memalign);
+void *ta_valloc(size_t size) TA_ALIAS(ta_router_valloc);
+void *ta_pvalloc(size_t size) TA_ALIAS(ta_router_pvalloc);
+size_t ta_usable_size(const void *p) TA_ALIAS(ta_router_usable_size);
+int ta_trim(size_t pad) TA_ALIAS(ta_router_trim);
+int ta_mallopt(int option, long value) TA_ALIAS(ta_router_mallopt);
+
+long ta_getopt(int option) { return ta_config_get(option); }
+
+int ta_owns(const void *p) {
+  if (p == NULL) return 0;
+  if (ta_segmap_has(p)) return ta_arena_page_checked(p) != NULL;
+  return ta_large_owns(p);
+}

@@ -1,0 +1,52 @@
+/* The router: every public entry point, deciding between the calling thread's arena and the mmap
+ * path (src/router.c). The standard names in src/override.c forward to these. */
+#ifndef TA_ROUTER_H
+#define TA_ROUTER_H
+
+#include "arena.h"
+#include "common.h"
+#include "config.h"
+
+#pragma GCC visibility push(hidden)
+
+/* The two fast paths, inline so that both the ta_* names and the standard names in override.c run
+ * them without an extra call. */
+void *ta_router_malloc_big(size_t size);
+void ta_router_free_slow(void *p);
+_Noreturn void ta_router_bad_pointer(const char *func, const void *p);
+
+TA_INLINE void *ta_route_malloc(size_t size) {
+  if (ta_likely(size <= TA_SMALL_TABLE_MAX)) return ta_arena_alloc(ta_tls_arena, ta_class_small(size));
+  return ta_router_malloc_big(size);
+}
+
+TA_INLINE void ta_route_free(void *p) {
+  if (ta_likely(ta_segmap_has(p))) {
+    ta_page_t *page = ta_arena_page_checked(p);
+    if (ta_unlikely(page == NULL)) ta_router_bad_pointer("free", p);
+    ta_arena_free(page, p);
+    return;
+  }
+  ta_router_free_slow(p);
+}
+
+void *ta_router_malloc(size_t size);
+void *ta_router_calloc(size_t count, size_t size);
+void *ta_router_realloc(void *p, size_t size);
+void *ta_router_reallocarray(void *p, size_t count, size_t size);
+void ta_router_free(void *p);
+void ta_router_free_sized(void *p, size_t size);
+void ta_router_free_aligned_sized(void *p, size_t align, size_t size);
+void *ta_router_aligned_alloc(size_t align, size_t size);
+int ta_router_posix_memalign(void **out, size_t align, size_t size);
+void *ta_router_memalign(size_t align, size_t size);
+void *ta_router_valloc(size_t size);
+void *ta_router_pvalloc(size_t size);
+size_t ta_router_usable_size(const void *p);
+int ta_router_trim(size_t pad);
+int ta_router_mallopt(int option, long value);
+int ta_router_mallopt_glibc(int param, int value);
+
+#pragma GCC visibility pop
+
+#endif

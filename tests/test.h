@@ -1,0 +1,64 @@
+/* The one test header: CHECK macros, a deterministic PRNG, and the knobs every test shares.
+ * A failed CHECK prints file:line and the expression, then exits 1 (meson counts it as a failure). */
+#ifndef TA_TEST_H
+#define TA_TEST_H
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CHECK(cond)                                                                                  \
+  do {                                                                                               \
+    if (!(cond)) {                                                                                   \
+      fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);                       \
+      fflush(stderr);                                                                                \
+      exit(1);                                                                                       \
+    }                                                                                                \
+  } while (0)
+
+#define CHECK_MSG(cond, ...)                                                                         \
+  do {                                                                                               \
+    if (!(cond)) {                                                                                   \
+      fprintf(stderr, "%s:%d: CHECK failed: %s: ", __FILE__, __LINE__, #cond);                       \
+      fprintf(stderr, __VA_ARGS__);                                                                  \
+      fputc('\n', stderr);                                                                           \
+      fflush(stderr);                                                                                \
+      exit(1);                                                                                       \
+    }                                                                                                \
+  } while (0)
+
+#define CHECK_EQ_SZ(a, b)                                                                            \
+  CHECK_MSG((size_t)(a) == (size_t)(b), "%zu != %zu", (size_t)(a), (size_t)(b))
+
+#define CHECK_ALIGNED(p, a) CHECK_MSG(((uintptr_t)(p) & ((a) - 1)) == 0, "%p not aligned to %zu", (void *)(p), (size_t)(a))
+
+/* splitmix64: tests are deterministic by seed so that a failure reproduces. */
+typedef struct { uint64_t s; } test_rng_t;
+static inline uint64_t test_rng_next(test_rng_t *r) {
+  uint64_t z = (r->s += 0x9e3779b97f4a7c15ull);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+static inline uint64_t test_rng_below(test_rng_t *r, uint64_t n) { return test_rng_next(r) % n; }
+
+/* TA_TEST_SCALE=N divides the work of long tests by N (sanitizer builds are slower). */
+static inline long test_scale(long work) {
+  const char *s = getenv("TA_TEST_SCALE");
+  long d = s ? atol(s) : 1;
+  if (d < 1) d = 1;
+  long w = work / d;
+  return w > 0 ? w : 1;
+}
+
+/* Seed from TA_TEST_SEED, else the given default; printed so a failure can be replayed. */
+static inline uint64_t test_seed(uint64_t dflt) {
+  const char *s = getenv("TA_TEST_SEED");
+  uint64_t v = s ? strtoull(s, NULL, 0) : dflt;
+  fprintf(stderr, "seed: TA_TEST_SEED=%llu\n", (unsigned long long)v);
+  return v;
+}
+
+#endif
