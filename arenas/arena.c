@@ -29,11 +29,14 @@ static char *meta_next;          /* meta_lock: bump pointer into the current chu
 static char *meta_end;           /* meta_lock: end of that chunk */
 #define TA_META_CHUNK ((size_t)256 * 1024)
 
+/* For fork: every lock of this file and every arena's seg_lock, in the documented order. */
 void ta_arena_lock_all(void) {
   ta_lock(&pool_lock);
   ta_lock(&meta_lock);
+  for (ta_arena_t *a = all_arenas; a != NULL; a = a->all_next) ta_lock(&a->seg_lock);
 }
 void ta_arena_unlock_all(void) {
+  for (ta_arena_t *a = all_arenas; a != NULL; a = a->all_next) ta_unlock(&a->seg_lock);
   ta_unlock(&meta_lock);
   ta_unlock(&pool_lock);
 }
@@ -70,6 +73,7 @@ static ta_arena_t *arena_acquire(void) {
     arena = meta_alloc(sizeof(ta_arena_t));
     if (arena != NULL) {
       for (unsigned c = 0; c < TA_CLASSES; c++) arena->current[c] = &ta_page_empty;
+      pthread_mutex_init(&arena->seg_lock, NULL);
       arena->id = (unsigned)atomic_fetch_add_explicit(&arena_count, 1, memory_order_relaxed);
       arena->use_brk = !brk_arena_made;
       brk_arena_made = true;
@@ -85,6 +89,20 @@ static void arena_release(ta_arena_t *arena) {
   ta_lock(&pool_lock);
   arena->pool_next = pool;
   pool = arena;
+  ta_unlock(&pool_lock);
+}
+
+void ta_arena_foreach(void (*fn)(ta_arena_t *arena, void *ctx), void *ctx) {
+  ta_lock(&pool_lock);
+  ta_arena_t *head = all_arenas;
+  ta_unlock(&pool_lock);
+  /* The list only grows at its head and its links never change once published. */
+  for (ta_arena_t *a = head; a != NULL; a = a->all_next) fn(a, ctx);
+}
+
+void ta_arena_foreach_pooled(void (*fn)(ta_arena_t *arena, void *ctx), void *ctx) {
+  ta_lock(&pool_lock);
+  for (ta_arena_t *a = pool; a != NULL; a = a->pool_next) fn(a, ctx);
   ta_unlock(&pool_lock);
 }
 

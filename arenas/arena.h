@@ -17,9 +17,11 @@ struct ta_arena_s {
   ta_page_t *current[TA_CLASSES]; /* owner: page allocated from, per class; &ta_page_empty if none */
   ta_page_t *bins[TA_CLASSES];    /* owner: list of pages with blocks to give, per class */
   _Atomic uintptr_t xfree;        /* other threads: blocks freed into pages parked full */
-  ta_segment_t *segments;         /* owner: every segment of this arena, oldest first */
-  ta_segment_t *segments_tail;    /* owner: last of that list */
-  unsigned empty_segments;        /* owner: segments with every unit free */
+  ta_lock_t seg_lock;             /* guards the segment list and the segments' unit masks */
+  ta_segment_t *segments;         /* seg_lock: segments that may have free units */
+  ta_segment_t *segments_tail;    /* seg_lock: last of that list */
+  ta_segment_t *full_segments;    /* seg_lock: segments without free units */
+  uint32_t last_trim;             /* owner: trim clock of the owner's last purge pass */
   unsigned id;                    /* creation number, 0 for the first */
   bool use_brk;                   /* owner: grows segments with brk while brk is usable */
   ta_arena_t *pool_next;          /* pool lock: next abandoned arena */
@@ -34,6 +36,10 @@ extern __thread ta_arena_t *ta_tls_arena __attribute__((tls_model("initial-exec"
 void *ta_arena_malloc_slow(ta_arena_t *arena, size_t cls);
 void ta_arena_drain_xfree(ta_arena_t *arena);
 size_t ta_arena_count(void);
+/* Calls fn on every arena ever made (they are never freed); fn runs with no lock held. */
+void ta_arena_foreach(void (*fn)(ta_arena_t *arena, void *ctx), void *ctx);
+/* Calls fn on every pooled arena with the pool locked: fn acts as the arena's owner. */
+void ta_arena_foreach_pooled(void (*fn)(ta_arena_t *arena, void *ctx), void *ctx);
 /* page.c */
 void ta_page_free_slow(ta_page_t *page);
 void ta_page_free_remote(ta_page_t *page, ta_block_t *block);

@@ -1,6 +1,7 @@
 /* Bins: per arena and size class, the list of pages that may have blocks to give, and the choice of
  * the current page. All of it is owner-only state (see arenas/arena.h). */
 #include "page.h"
+#include "trim.h"
 
 /* ta_class_table[(size + 15) / 16] for sizes up to 1024: 16-byte steps to 128, then quarter-power
  * steps (see sizeclass.h); tests/unit/sizeclass_test.c checks it against ta_class_large. */
@@ -43,7 +44,7 @@ void ta_bin_clear_current(ta_arena_t *arena, unsigned cls) {
   page->used -= TA_PAGE_CURRENT_BIAS;
   if (page->used == 0) {
     ta_bin_remove(arena, page);
-    ta_seg_span_free(page);
+    ta_seg_span_free(page, ta_trim_clock());
   }
 }
 

@@ -12,6 +12,7 @@
 #include "page.h"
 
 #include "os.h"
+#include "trim.h"
 
 static uint8_t class_units[TA_CLASSES]; /* span length per class, filled by ta_page_units_init */
 
@@ -76,19 +77,22 @@ bool ta_page_extend(ta_page_t *page) {
   return true;
 }
 
-/* Move the blocks other threads freed onto the local list (which must be empty). */
+/* Move the blocks other threads freed onto the front of the local list. */
 bool ta_page_collect(ta_page_t *page) {
-  ta_assert(page->free == NULL && !page->in_full);
+  ta_assert(!page->in_full);
   if (atomic_load_explicit(&page->xfree, memory_order_relaxed) == 0) return false;
   uintptr_t w = atomic_exchange_explicit(&page->xfree, 0, memory_order_acquire);
   ta_assert((w & TA_XFREE_FULL) == 0);
-  ta_block_t *head = (ta_block_t *)w;
+  ta_block_t *head = (ta_block_t *)w, *tail = NULL;
   uint32_t n = 0;
   for (ta_block_t *b = head; b != NULL; b = ta_link_decode(b->next_enc)) {
-    if (TA_HARDENING && ta_unlikely(ta_seg_of(b) != ta_seg_of(page))) ta_page_corrupt(b);
+    if (TA_HARDENING && ta_unlikely(ta_seg_of(b) != ta_seg_of(page) || n >= page->capacity))
+      ta_page_corrupt(b);
     n++;
+    tail = b;
   }
   ta_assert(n <= page->used);
+  tail->next_enc = ta_link_encode(page->free);
   page->used -= n;
   page->free = head;
   return true;
@@ -114,15 +118,95 @@ static void page_unpark(ta_page_t *page) {
   ta_bin_push(page->arena, page);
 }
 
-static void page_retire(ta_page_t *page) {
-  ta_bin_remove(page->arena, page);
-  ta_seg_span_free(page);
+#define TA_OS_PAGES_MAX (TA_SPAN_MAX_UNITS * TA_UNIT_SIZE / TA_PAGE)
+#define TA_BLOCKS_MAX (TA_UNIT_SIZE / 16)
+
+static bool bit_get(const uint64_t *bits, size_t i) { return (bits[i / 64] >> (i % 64)) & 1; }
+static void bit_set(uint64_t *bits, size_t i) { bits[i / 64] |= (uint64_t)1 << (i % 64); }
+
+/* Release the OS pages of a page that hold free blocks only. Their blocks leave the free list and
+ * stay out of it until the whole page is empty and goes back to its segment: re-listing them would
+ * mean writing links into the released memory, and telling them apart from a block freed twice. */
+static size_t page_purge_inside(ta_page_t *page) {
+  size_t bs = page->block_size;
+  if (page->free == NULL || page->capacity > TA_BLOCKS_MAX) return 0;
+  uint64_t free_bits[TA_BLOCKS_MAX / 64] = {0};
+  uint32_t steps = 0;
+  for (ta_block_t *b = page->free; b != NULL; b = ta_link_decode(b->next_enc)) {
+    if (ta_seg_of(b) != ta_seg_of(page) || ++steps > page->capacity) ta_page_corrupt(b);
+    bit_set(free_bits, ((uintptr_t)b - page->start) / bs);
+  }
+  uint64_t purge[TA_OS_PAGES_MAX / 64] = {0};
+  size_t npages = (page->carved + TA_PAGE - 1) / TA_PAGE;
+  bool any = false;
+  for (size_t k = 0; k < npages; k++) {
+    size_t lo = k * TA_PAGE, hi = (k + 1) * TA_PAGE < page->carved ? (k + 1) * TA_PAGE : page->carved;
+    bool all_free = true;
+    for (size_t i = lo / bs; i <= (hi - 1) / bs && all_free; i++) all_free = bit_get(free_bits, i);
+    if (all_free) {
+      bit_set(purge, k);
+      any = true;
+    }
+  }
+  if (!any) return 0;
+  /* Rebuild the list in its order, without the blocks that touch a released OS page. */
+  ta_block_t *head = NULL, **link_to = &head;
+  ta_block_t *b = page->free;
+  while (b != NULL) {
+    ta_block_t *next = ta_link_decode(b->next_enc);
+    size_t off = (uintptr_t)b - page->start;
+    bool keep = true;
+    for (size_t k = off / TA_PAGE; k <= (off + bs - 1) / TA_PAGE && keep; k++) keep = !bit_get(purge, k);
+    if (keep) {
+      *link_to = b;
+      link_to = (ta_block_t **)&b->next_enc;
+    }
+    b = next;
+  }
+  *link_to = NULL;
+  /* Links were stored raw above; encode them now that the list is final. */
+  for (ta_block_t *c = head; c != NULL;) {
+    ta_block_t *next = (ta_block_t *)c->next_enc;
+    c->next_enc = ta_link_encode(next);
+    c = next;
+  }
+  page->free = head;
+  size_t released = 0;
+  for (size_t k = 0; k < npages;) {
+    if (!bit_get(purge, k)) {
+      k++;
+      continue;
+    }
+    size_t from = k;
+    while (k < npages && bit_get(purge, k)) k++;
+    if (ta_os_purge((char *)page->start + from * TA_PAGE, (k - from) * TA_PAGE))
+      released += (k - from) * TA_PAGE;
+  }
+  return released;
+}
+
+/* The page goes back to its segment. `schedule`: also run the trim schedule (not when trimming). */
+static void page_retire(ta_page_t *page, bool schedule) {
+  ta_arena_t *arena = page->arena;
+  ta_bin_remove(arena, page);
+  uint32_t now = ta_trim_clock();
+  ta_seg_span_free(page, now);
+  if (schedule) ta_trim_after_span_free(arena, now);
+}
+
+size_t ta_page_trim(ta_page_t *page, bool deep) {
+  ta_page_collect(page);
+  if (page->used == 0) {
+    page_retire(page, false);
+    return 0;
+  }
+  return deep ? page_purge_inside(page) : 0;
 }
 
 /* The owner's free brought used to 0: the page was parked, or it is empty and not current. */
 void ta_page_free_slow(ta_page_t *page) {
   if (page->in_full) page_unpark(page);
-  if (page->used == 0) page_retire(page);
+  if (page->used == 0) page_retire(page, true);
 }
 
 void ta_page_free_remote(ta_page_t *page, ta_block_t *block) {

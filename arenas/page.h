@@ -12,6 +12,9 @@ bool ta_page_extend(ta_page_t *page);
 bool ta_page_collect(ta_page_t *page);
 bool ta_page_try_park(ta_page_t *page);
 unsigned ta_page_units_for(unsigned cls);
+/* Owner only, on a page in a bin and not current: collect remote frees; retire the page if empty;
+ * with `deep`, release the OS pages inside it that hold only free blocks. Returns bytes released. */
+size_t ta_page_trim(ta_page_t *page, bool deep);
 
 /* bins.c */
 void ta_bin_push(ta_arena_t *arena, ta_page_t *page);

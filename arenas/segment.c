@@ -1,12 +1,16 @@
 /* Segments: where they come from (brk for the arena that owns the brk heap, mmap otherwise), spans of
  * units inside them, and the segment map. The address rule is written at the top of segment.h.
  *
- * Locks: brk_lock serialises every use of the program break by tamalloc; it is taken with no other
- * tamalloc lock held except the fork handlers' (lock order in src/init.c). */
+ * Locks (order in src/init.c): an arena's seg_lock guards its segment list and each segment's unit
+ * masks, so that the trimmer may purge the free units of an arena whose thread is busy or asleep;
+ * the owner takes it only when it takes or returns a whole span. brk_lock serialises every move of
+ * the program break by tamalloc. Syscalls run with neither held, except brk itself under brk_lock
+ * (that lock exists to order them). */
 #include "segment.h"
 
 #include "arena.h"
 #include "os.h"
+#include "trim.h"
 
 uint8_t ta_segmap[TA_SEGMAP_SLOTS];
 
@@ -28,42 +32,107 @@ size_t ta_seg_count(size_t *brk_count) {
   return atomic_load_explicit(&seg_live, memory_order_relaxed);
 }
 
-/* Grow the break by one segment, aligned to the segment size. NULL if brk cannot be used: then it is
- * never tried again, so tamalloc never moves a break that another user of sbrk placed. */
+/* brk_lock held: true while the break is where tamalloc left it. Once someone else moves it, brk is
+ * never used again, so tamalloc never moves a break that another user of sbrk placed. */
+static bool brk_still_ours(void) {
+  if (brk_unusable) return false;
+  uintptr_t cur = (uintptr_t)ta_os_brk_current();
+  if (cur == 0 || (brk_end != 0 && cur != brk_end)) brk_unusable = true;
+  return !brk_unusable;
+}
+
+/* Grow the break by one segment, aligned to the segment size; NULL if brk cannot be used. */
 static void *seg_brk_grow(void) {
   void *res = NULL;
   ta_lock(&brk_lock);
-  if (!brk_unusable) {
+  if (brk_still_ours()) {
     uintptr_t cur = (uintptr_t)ta_os_brk_current();
-    if (cur == 0 || (brk_end != 0 && cur != brk_end)) {
-      brk_unusable = true;
+    uintptr_t start = (cur + TA_SEGMENT_SIZE - 1) & ~(uintptr_t)(TA_SEGMENT_SIZE - 1);
+    if (start + TA_SEGMENT_SIZE > start && ta_os_brk_set((void *)(start + TA_SEGMENT_SIZE))) {
+      brk_end = start + TA_SEGMENT_SIZE;
+      res = (void *)start;
     } else {
-      uintptr_t start = (cur + TA_SEGMENT_SIZE - 1) & ~(uintptr_t)(TA_SEGMENT_SIZE - 1);
-      if (start + TA_SEGMENT_SIZE > start && ta_os_brk_set((void *)(start + TA_SEGMENT_SIZE))) {
-        brk_end = start + TA_SEGMENT_SIZE;
-        res = (void *)start;
-      } else {
-        brk_unusable = true;
-      }
+      brk_unusable = true;
     }
   }
   ta_unlock(&brk_lock);
   return res;
 }
 
-/* Give a brk segment back if it is the top of the heap: lower the break to its start. */
-static bool seg_brk_shrink(ta_segment_t *seg) {
+/* Move the break from old_end to new_end (either way) if tamalloc's break is still at old_end. */
+static bool brk_move(uintptr_t old_end, uintptr_t new_end) {
   bool done = false;
   ta_lock(&brk_lock);
-  if (!brk_unusable && (uintptr_t)seg + TA_SEGMENT_SIZE == brk_end &&
-      (uintptr_t)ta_os_brk_current() == brk_end && ta_os_brk_set(seg)) {
-    brk_end = (uintptr_t)seg;
+  if (brk_still_ours() && brk_end == old_end && ta_os_brk_set((void *)new_end)) {
+    brk_end = new_end;
     done = true;
   }
   ta_unlock(&brk_lock);
   return done;
 }
 
+bool ta_seg_brk_cut(uintptr_t old_end, uintptr_t new_end) { return brk_move(old_end, new_end); }
+
+bool ta_seg_is_brk_top(const ta_segment_t *seg) {
+  if (seg->origin != TA_SEG_BRK) return false;
+  ta_lock(&brk_lock);
+  bool top = (uintptr_t)seg + (size_t)seg->mapped_units * TA_UNIT_SIZE == brk_end;
+  ta_unlock(&brk_lock);
+  return top;
+}
+
+/* An arena keeps its segments on two lists: `segments` holds those that may have free units (the
+ * only ones span allocation and trim passes look at), `full_segments` those that have none, so the
+ * search for a span does not walk a heap's worth of full segments. seg_requeue restores that after
+ * any change to free_units; all of it under seg_lock. */
+static void seg_unlink(ta_arena_t *arena, ta_segment_t *seg) {
+  ta_segment_t **head = seg->in_full_list ? &arena->full_segments : &arena->segments;
+  if (seg->prev)
+    seg->prev->next = seg->next;
+  else
+    *head = seg->next;
+  if (seg->next)
+    seg->next->prev = seg->prev;
+  else if (!seg->in_full_list)
+    arena->segments_tail = seg->prev;
+  seg->next = seg->prev = NULL;
+}
+
+/* Onto the list of segments with free units, at its end (new) or front (just freed: warm). */
+static void seg_link(ta_arena_t *arena, ta_segment_t *seg, bool front) {
+  seg->in_full_list = 0;
+  if (front && arena->segments) {
+    seg->prev = NULL;
+    seg->next = arena->segments;
+    arena->segments->prev = seg;
+    arena->segments = seg;
+    return;
+  }
+  seg->next = NULL;
+  seg->prev = arena->segments_tail;
+  if (arena->segments_tail)
+    arena->segments_tail->next = seg;
+  else
+    arena->segments = seg;
+  arena->segments_tail = seg;
+}
+
+static void seg_requeue(ta_arena_t *arena, ta_segment_t *seg) {
+  bool full = seg->free_units == 0;
+  if (full == (bool)seg->in_full_list) return;
+  seg_unlink(arena, seg);
+  if (full) {
+    seg->in_full_list = 1;
+    seg->prev = NULL;
+    seg->next = arena->full_segments;
+    if (arena->full_segments) arena->full_segments->prev = seg;
+    arena->full_segments = seg;
+  } else {
+    seg_link(arena, seg, true);
+  }
+}
+
+/* A new segment for the arena (no lock held). */
 static ta_segment_t *seg_new(ta_arena_t *arena) {
   ta_segment_t *seg = NULL;
   uint8_t origin = TA_SEG_MMAP;
@@ -79,60 +148,55 @@ static ta_segment_t *seg_new(ta_arena_t *arena) {
   /* Fresh memory from brk or mmap reads as zero: unit_span[] and pages[] start cleared. */
   seg->cookie = ta_seg_cookie(seg);
   seg->arena = arena;
-  seg->free_units = TA_ALL_UNITS_FREE;
+  seg->free_units = ta_units_below(TA_UNITS);
   seg->dirty_units = 0;
   seg->origin = origin;
-  seg->next = NULL;
-  seg->prev = arena->segments_tail;
-  if (arena->segments_tail)
-    arena->segments_tail->next = seg;
-  else
-    arena->segments = seg;
-  arena->segments_tail = seg;
-  arena->empty_segments++;
+  seg->mapped_units = TA_UNITS;
   atomic_fetch_add_explicit(&seg_live, 1, memory_order_relaxed);
   if (origin == TA_SEG_BRK) atomic_fetch_add_explicit(&seg_live_brk, 1, memory_order_relaxed);
   ta_segmap_set(seg, true);
   return seg;
 }
 
-static void seg_unlink(ta_arena_t *arena, ta_segment_t *seg) {
-  if (seg->prev)
-    seg->prev->next = seg->next;
-  else
-    arena->segments = seg->next;
-  if (seg->next)
-    seg->next->prev = seg->prev;
-  else
-    arena->segments_tail = seg->prev;
+/* A brk top segment the trimmer shortened: back to full length, if the break can follow. */
+static bool seg_regrow(ta_arena_t *arena) {
+  ta_lock(&arena->seg_lock);
+  ta_segment_t *top = NULL;
+  for (int list = 0; list < 2; list++)
+    for (ta_segment_t *seg = list ? arena->full_segments : arena->segments; seg != NULL; seg = seg->next)
+      if (seg->origin == TA_SEG_BRK && seg->mapped_units < TA_UNITS) top = seg;
+  unsigned mapped = top ? top->mapped_units : 0;
+  ta_unlock(&arena->seg_lock);
+  if (top == NULL) return false;
+  uintptr_t end = (uintptr_t)top + (size_t)mapped * TA_UNIT_SIZE;
+  if (!brk_move(end, (uintptr_t)top + TA_SEGMENT_SIZE)) return false;
+  ta_lock(&arena->seg_lock);
+  /* Only the owner grows or shrinks mapped_units' upper part (the trimmer lowers it under the lock
+   * and only on an unchanged break, which brk_move just changed), so it is still `mapped`. */
+  top->free_units |= ta_units_below(TA_UNITS) & ~ta_units_below(mapped);
+  top->mapped_units = TA_UNITS;
+  seg_requeue(arena, top);
+  ta_unlock(&arena->seg_lock);
+  return true;
 }
 
-/* Release one empty segment to the OS; false if it has to stay (a brk segment below the top). */
-static bool seg_release(ta_arena_t *arena, ta_segment_t *seg) {
-  ta_assert(seg->free_units == TA_ALL_UNITS_FREE);
+bool ta_seg_release(ta_segment_t *seg) {
   bool brk = seg->origin == TA_SEG_BRK;
   ta_segmap_set(seg, false);
-  bool released = brk ? seg_brk_shrink(seg) : ta_os_unmap(seg, TA_SEGMENT_SIZE);
+  bool released;
+  if (brk) {
+    uintptr_t end = (uintptr_t)seg + (size_t)seg->mapped_units * TA_UNIT_SIZE;
+    released = brk_move(end, (uintptr_t)seg);
+  } else {
+    released = ta_os_unmap(seg, TA_SEGMENT_SIZE);
+  }
   if (!released) {
     ta_segmap_set(seg, true);
     return false;
   }
-  seg_unlink(arena, seg);
-  arena->empty_segments--;
   atomic_fetch_sub_explicit(&seg_live, 1, memory_order_relaxed);
   if (brk) atomic_fetch_sub_explicit(&seg_live_brk, 1, memory_order_relaxed);
   return true;
-}
-
-/* Keep at most one empty segment per arena (so a loop that fills and empties a segment does not map
- * and unmap it every time); release the others, except `keep`. Walks from the newest, so the brk
- * heap gives back its top first. */
-void ta_seg_release_empty(ta_arena_t *arena, ta_segment_t *keep) {
-  for (ta_segment_t *seg = arena->segments_tail; seg != NULL && arena->empty_segments > 1;) {
-    ta_segment_t *prev = seg->prev;
-    if (seg != keep && seg->free_units == TA_ALL_UNITS_FREE) seg_release(arena, seg);
-    seg = prev;
-  }
 }
 
 /* Bit u of the result: units u .. u+n-1 are all free. */
@@ -145,45 +209,72 @@ static uint64_t run_starts(uint64_t mask, unsigned n) {
   return mask;
 }
 
+/* seg_lock held. */
 static ta_page_t *span_take(ta_segment_t *seg, unsigned units) {
   uint64_t starts = run_starts(seg->free_units, units);
   if (starts == 0) return NULL;
   unsigned head = (unsigned)__builtin_ctzll(starts);
-  uint64_t bits = (units == 64 ? ~(uint64_t)0 : (((uint64_t)1 << units) - 1)) << head;
-  if (seg->free_units == TA_ALL_UNITS_FREE) seg->arena->empty_segments--;
+  uint64_t bits = (((uint64_t)1 << units) - 1) << head;
   seg->free_units &= ~bits;
   seg->dirty_units &= ~bits;
   for (unsigned u = head; u < head + units; u++)
     seg->unit_span[u] = (uint16_t)(head * sizeof(ta_page_t));
+  seg_requeue(seg->arena, seg);
   return &seg->pages[head];
+}
+
+static ta_page_t *span_find(ta_arena_t *arena, unsigned units) {
+  ta_page_t *page = NULL;
+  ta_lock(&arena->seg_lock);
+  for (ta_segment_t *seg = arena->segments; seg != NULL && page == NULL;) {
+    ta_segment_t *next = seg->next; /* span_take may move seg to the full list */
+    if (seg->free_units != 0) page = span_take(seg, units);
+    seg = next;
+  }
+  ta_unlock(&arena->seg_lock);
+  return page;
 }
 
 ta_page_t *ta_seg_span_alloc(ta_arena_t *arena, unsigned units) {
   ta_assert(units >= 1 && units <= TA_SPAN_MAX_UNITS);
-  for (ta_segment_t *seg = arena->segments; seg != NULL; seg = seg->next) {
-    if (seg->free_units == 0) continue;
-    ta_page_t *page = span_take(seg, units);
-    if (page) return page;
-  }
+  ta_page_t *page = span_find(arena, units);
+  if (page != NULL) return page;
+  if (arena->use_brk && seg_regrow(arena) && (page = span_find(arena, units)) != NULL) return page;
   ta_segment_t *seg = seg_new(arena);
-  return seg ? span_take(seg, units) : NULL;
+  if (seg == NULL) return NULL;
+  ta_lock(&arena->seg_lock);
+  seg_link(arena, seg, false);
+  page = span_take(seg, units);
+  ta_unlock(&arena->seg_lock);
+  return page;
 }
 
-void ta_seg_span_free(ta_page_t *page) {
+void ta_seg_span_free(ta_page_t *page, uint32_t now) {
   ta_segment_t *seg = ta_seg_of(page);
+  ta_arena_t *arena = seg->arena;
   unsigned head = (unsigned)(page - seg->pages);
   unsigned units = page->units;
   ta_assert(head > 0 && seg->unit_span[head] == head * sizeof(ta_page_t));
   uint64_t bits = (((uint64_t)1 << units) - 1) << head;
+  /* Unit ownership (unit_span, the descriptor) is the owner's: cleared before the units are
+   * published as free under the lock. */
   for (unsigned u = head; u < head + units; u++) seg->unit_span[u] = 0;
   page->block_size = 0;
   page->capacity = 0;
   page->carved = 0;
   page->free = NULL;
+  ta_lock(&arena->seg_lock);
   seg->free_units |= bits;
   seg->dirty_units |= bits;
-  if (seg->free_units == TA_ALL_UNITS_FREE) {
-    seg->arena->empty_segments++;
-    ta_seg_release_empty(seg->arena, NULL);
-  }
+  for (unsigned u = head; u < head + units; u++) seg->dirty_since[u] = now;
+  seg_requeue(arena, seg);
+  ta_unlock(&arena->seg_lock);
 }
+
+void ta_seg_unlink_locked(ta_arena_t *arena, ta_segment_t *seg) { seg_unlink(arena, seg); }
+void ta_seg_link_locked(ta_arena_t *arena, ta_segment_t *seg) {
+  seg->in_full_list = 0;
+  seg_link(arena, seg, false);
+  seg_requeue(arena, seg);
+}
+void ta_seg_requeue_locked(ta_arena_t *arena, ta_segment_t *seg) { seg_requeue(arena, seg); }

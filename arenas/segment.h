@@ -37,7 +37,6 @@
 #define TA_SPAN_MAX_UNITS 16 /* a span never exceeds 1 MiB: the largest class fits one block */
 #define TA_ADDRESS_BITS 47
 #define TA_SEGMAP_SLOTS ((size_t)1 << (TA_ADDRESS_BITS - TA_SEGMENT_SHIFT))
-#define TA_ALL_UNITS_FREE (~(uint64_t)1) /* every unit but the header's */
 
 typedef struct ta_arena_s ta_arena_t;
 typedef struct ta_segment_s ta_segment_t;
@@ -91,22 +90,34 @@ struct ta_page_s {
 
 typedef enum { TA_SEG_MMAP = 1, TA_SEG_BRK = 2 } ta_seg_origin_t;
 
-/* Invariant: free_units has bit u set  <=>  unit u is in no span  <=>  unit_span[u] == 0 (u > 0). */
+/* Invariants: free_units has bit u set  <=>  unit u is in no span and not being purged;
+ * a unit in a span has unit_span[u] naming the span's page, a unit in none has unit_span[u] == 0;
+ * dirty_units is a subset of free_units; units at or above mapped_units are neither in a span nor
+ * free (the brk top segment gives them back to the OS when its free tail passes the trim threshold);
+ * an empty segment has free_units == units_below(mapped_units) & ~1. */
 struct ta_segment_s {
   uintptr_t cookie;              /* ta_seg_cookie(self): checked before a segment is trusted */
   ta_arena_t *arena;             /* owner */
-  ta_segment_t *next;            /* owner: the arena's segment list */
-  ta_segment_t *prev;            /* owner: the arena's segment list */
-  uint64_t free_units;           /* owner: bit u = unit u is free */
-  uint64_t dirty_units;          /* owner: bit u = free unit u may hold touched pages */
+  ta_segment_t *next;            /* seg_lock: the arena's segment list */
+  ta_segment_t *prev;            /* seg_lock: the arena's segment list */
+  uint64_t free_units;           /* seg_lock: bit u = unit u may be given to a span */
+  uint64_t dirty_units;          /* seg_lock: bit u = free unit u may hold touched pages */
   uint8_t origin;                /* ta_seg_origin_t */
+  uint8_t mapped_units;          /* seg_lock: units backed by memory: 64 but on a trimmed brk top */
+  uint8_t in_full_list;          /* seg_lock: on the arena's list of segments without free units */
   uint16_t unit_span[TA_UNITS];  /* owner: unit -> byte offset of its span's page from pages[0] */
+  uint32_t dirty_since[TA_UNITS]; /* seg_lock: trim clock (ms) when the unit became dirty */
   ta_page_t pages[TA_UNITS];     /* descriptors; pages[0] is never live */
 };
 _Static_assert(sizeof(ta_segment_t) <= TA_UNIT_SIZE, "segment header must fit in unit 0");
 _Static_assert(TA_UNITS == 64, "free_units is one 64-bit mask");
 _Static_assert(TA_UNITS * sizeof(ta_page_t) <= UINT16_MAX, "unit_span offsets fit 16 bits");
 _Static_assert(TA_SPAN_MAX_UNITS * TA_UNIT_SIZE >= TA_CLASS_MAX_SIZE, "largest class fits a span");
+
+/* Units 1 .. n-1 (unit 0 is the header). */
+TA_INLINE uint64_t ta_units_below(unsigned n) {
+  return (n >= 64 ? ~(uint64_t)0 : (((uint64_t)1 << n) - 1)) & ~(uint64_t)1;
+}
 
 extern uint8_t ta_segmap[TA_SEGMAP_SLOTS];
 extern uintptr_t ta_secret; /* per-process random key, bit 63 set (src/init.c) */
@@ -148,9 +159,20 @@ TA_INLINE bool ta_link_plausible(uintptr_t word) {
 
 /* segment.c */
 void ta_segmap_set(ta_segment_t *seg, bool live);
+/* A span of `units` units, its descriptor not yet initialised; NULL if no memory. Owner only. */
 ta_page_t *ta_seg_span_alloc(ta_arena_t *arena, unsigned units);
-void ta_seg_span_free(ta_page_t *page);
-void ta_seg_release_empty(ta_arena_t *arena, ta_segment_t *keep);
+/* The span goes back to its segment, dirty since `now`. Owner only. */
+void ta_seg_span_free(ta_page_t *page, uint32_t now);
+/* Unlink an empty segment from its arena and give it back to the OS (seg_lock not held).
+ * False if it must stay: a brk segment that is not the top of the heap. */
+bool ta_seg_release(ta_segment_t *seg);
+/* Lower the break from `old_end` to `new_end`, if tamalloc still owns the break there. */
+bool ta_seg_brk_cut(uintptr_t old_end, uintptr_t new_end);
+bool ta_seg_is_brk_top(const ta_segment_t *seg);
+/* The arena's segment list, seg_lock held (for arenas/trim.c). */
+void ta_seg_unlink_locked(ta_arena_t *arena, ta_segment_t *seg);
+void ta_seg_link_locked(ta_arena_t *arena, ta_segment_t *seg);
+void ta_seg_requeue_locked(ta_arena_t *arena, ta_segment_t *seg);
 size_t ta_seg_count(size_t *brk_count);
 
 #pragma GCC visibility pop

@@ -10,7 +10,7 @@
 ta_config_t ta_config = {
     .mmap_threshold = TA_MMAP_THRESHOLD_DEFAULT,
     .trim_threshold = 128 * 1024,
-    .top_pad = 0,
+    .top_pad = 128 * 1024,
     .decay_ms = 1000,
     .arena_max = 0,
 };

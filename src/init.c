@@ -2,10 +2,13 @@
  * loader's callbacks, inside pthread_create), the thread-exit hook, and fork.
  *
  * Lock order, outermost first; a thread holding one may take only those below it:
- *   1. pool_lock   (arenas/arena.c)  the arena pool and the list of all arenas
- *   2. meta_lock   (arenas/arena.c)  the bump allocator for arena structs
- *   3. brk_lock    (arenas/segment.c) the program break
- *   4. large_lock  (src/large.c)     the registry of large blocks
+ *   1. pool_lock   (arenas/arena.c)   the arena pool and the list of all arenas
+ *   2. meta_lock   (arenas/arena.c)   the bump allocator for arena structs
+ *   3. seg_lock    (one per arena)    an arena's segment list and unit masks; a thread holds at
+ *                                     most one, except the fork handler, which takes them all in
+ *                                     the order of the list of all arenas
+ *   4. brk_lock    (arenas/segment.c) the program break
+ *   5. large_lock  (src/large.c)      the registry of large blocks
  * The fork handlers take all of them in this order before fork and release them after it, in the
  * parent and in the child, so the child of a multithreaded program can allocate. */
 #include "init.h"
@@ -16,6 +19,7 @@
 #include <unistd.h>
 
 #include "segment.h"
+#include "trim.h"
 
 uintptr_t ta_secret;
 pthread_key_t ta_thread_key;
@@ -28,10 +32,15 @@ static void fork_prepare(void) {
   ta_large_lock();
 }
 
-static void fork_release(void) {
+static void fork_parent(void) {
   ta_large_unlock();
   ta_seg_unlock_brk();
   ta_arena_unlock_all();
+}
+
+static void fork_child(void) {
+  fork_parent();
+  ta_trim_fork_child();
 }
 
 static uintptr_t make_secret(void) {
@@ -57,7 +66,7 @@ void ta_init_slow(void) {
     pthread_key_create(&ta_thread_key, ta_arena_thread_exit);
     /* pthread_atfork may allocate: by now the secret and the key exist, and tls_initialising lets
      * that allocation through. */
-    pthread_atfork(fork_prepare, fork_release, fork_release);
+    pthread_atfork(fork_prepare, fork_parent, fork_child);
     tls_initialising = false;
     atomic_store_explicit(&ta_init_state, 2, memory_order_release);
     return;

@@ -9,6 +9,7 @@
 
 #include <string.h>
 
+#include "init.h"
 #include "os.h"
 #include "segment.h"
 
@@ -82,6 +83,7 @@ static void freed_ring_forget(uintptr_t key) {
 
 /* Map a block of `size` bytes aligned to `align` (a power of two; 16 for plain malloc). */
 void *ta_large_alloc(size_t size, size_t align) {
+  ta_init(); /* the tag depends on the secret */
   size_t offset = align <= 16 ? 16 : (align <= TA_PAGE ? align : TA_PAGE);
   if (size > TA_MAX_REQUEST || align > TA_MAX_REQUEST) return NULL;
   size_t map_size = ta_align_up(size + offset, TA_PAGE);

@@ -13,13 +13,16 @@
 
 #include "arena.h"
 #include "config.h"
+#include "init.h"
 #include "large.h"
 #include "os.h"
 #include "tamalloc.h"
+#include "trim.h"
 
 #define TA_ALIAS(name) __attribute__((alias(#name), visibility("default")))
 
 void *ta_router_malloc_big(size_t size) {
+  ta_init(); /* the threshold may come from the environment: read it before the first decision */
   if (size < ta_mmap_threshold()) return ta_arena_alloc(ta_tls_arena, ta_class_large(size));
   if (ta_unlikely(size > TA_MAX_REQUEST)) {
     errno = ENOMEM;
@@ -184,16 +187,18 @@ void ta_router_free_aligned_sized(void *p, size_t align, size_t size) {
   free_checked_size("free_aligned_sized", p, align, size);
 }
 
-int ta_router_trim(size_t pad) {
-  (void)pad;
-  return 0;
-}
+int ta_router_trim(size_t pad) { return ta_trim_now(pad); }
 
-int ta_router_mallopt(int option, long value) { return ta_config_set(option, value); }
+/* mallopt before the first malloc must not be undone by the environment read at start-up. */
+int ta_router_mallopt(int option, long value) {
+  ta_init();
+  return ta_config_set(option, value);
+}
 
 /* mallopt with glibc's parameter numbers (<malloc.h>). Those tamalloc has no use for are accepted
  * (return 1) where ignoring them is harmless, as glibc does for values it clamps. */
 int ta_router_mallopt_glibc(int param, int value) {
+  ta_init();
   switch (param) {
     case -3: return ta_config_set(TA_OPT_MMAP_THRESHOLD, value); /* M_MMAP_THRESHOLD */
     case -1: return ta_config_set(TA_OPT_TRIM_THRESHOLD, value); /* M_TRIM_THRESHOLD */
@@ -227,7 +232,10 @@ size_t ta_usable_size(const void *p) TA_ALIAS(ta_router_usable_size);
 int ta_trim(size_t pad) TA_ALIAS(ta_router_trim);
 int ta_mallopt(int option, long value) TA_ALIAS(ta_router_mallopt);
 
-long ta_getopt(int option) { return ta_config_get(option); }
+long ta_getopt(int option) {
+  ta_init();
+  return ta_config_get(option);
+}
 
 int ta_owns(const void *p) {
   if (p == NULL) return 0;
