@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "config.h"
 #include "init.h"
 #include "os.h"
 #include "page.h"
@@ -17,11 +18,14 @@ ta_arena_t ta_arena_empty = {.current = {[0 ... TA_CLASSES - 1] = &ta_page_empty
 __thread ta_arena_t *ta_tls_arena __attribute__((tls_model("initial-exec"))) = &ta_arena_empty;
 /* Set once this thread's exit hook ran: later allocations (from other TLS destructors) borrow. */
 static __thread bool tls_exiting __attribute__((tls_model("initial-exec")));
+/* Set once this thread found the arena cap reached: it allocates from the shared arena. */
+static __thread bool tls_shared __attribute__((tls_model("initial-exec")));
 
 static ta_lock_t pool_lock = TA_LOCK_INIT;
 static ta_arena_t *pool;         /* pool_lock: abandoned arenas, most recent first */
 static ta_arena_t *all_arenas;   /* pool_lock: every arena */
 static _Atomic size_t arena_count;
+_Atomic size_t ta_arena_adoptions; /* arenas taken over from the pool */
 static bool brk_arena_made;      /* pool_lock: the brk heap has its arena */
 
 static ta_lock_t meta_lock = TA_LOCK_INIT;
@@ -29,8 +33,14 @@ static char *meta_next;          /* meta_lock: bump pointer into the current chu
 static char *meta_end;           /* meta_lock: end of that chunk */
 #define TA_META_CHUNK ((size_t)256 * 1024)
 
+/* The arena threads beyond TAMALLOC_ARENA_MAX share: used only with shared_lock held, by a thread
+ * that points its TLS at it for the duration, so the ordinary paths apply unchanged. */
+static ta_lock_t shared_lock = TA_LOCK_INIT;
+static ta_arena_t *shared_arena; /* shared_lock */
+
 /* For fork: every lock of this file and every arena's seg_lock, in the documented order. */
 void ta_arena_lock_all(void) {
+  ta_lock(&shared_lock);
   ta_lock(&pool_lock);
   ta_lock(&meta_lock);
   for (ta_arena_t *a = all_arenas; a != NULL; a = a->all_next) ta_lock(&a->seg_lock);
@@ -39,6 +49,7 @@ void ta_arena_unlock_all(void) {
   for (ta_arena_t *a = all_arenas; a != NULL; a = a->all_next) ta_unlock(&a->seg_lock);
   ta_unlock(&meta_lock);
   ta_unlock(&pool_lock);
+  ta_unlock(&shared_lock);
 }
 
 size_t ta_arena_count(void) { return atomic_load_explicit(&arena_count, memory_order_relaxed); }
@@ -63,22 +74,38 @@ static void *meta_alloc(size_t size) {
   return p;
 }
 
-static ta_arena_t *arena_acquire(void) {
+/* pool_lock held: a fresh arena, or NULL without memory. */
+static ta_arena_t *arena_new(uint8_t state) {
+  ta_arena_t *arena = meta_alloc(sizeof(ta_arena_t));
+  if (arena == NULL) return NULL;
+  for (unsigned c = 0; c < TA_CLASSES; c++) arena->current[c] = &ta_page_empty;
+  pthread_mutex_init(&arena->seg_lock, NULL);
+  arena->id = (unsigned)atomic_fetch_add_explicit(&arena_count, 1, memory_order_relaxed);
+  arena->use_brk = !brk_arena_made;
+  arena->state = state;
+  brk_arena_made = true;
+  arena->all_next = all_arenas;
+  all_arenas = arena;
+  return arena;
+}
+
+/* An arena for a thread to own: adopted from the pool, or new. NULL when TAMALLOC_ARENA_MAX says
+ * the thread must share (the last arena the cap allows is the shared one), or without memory
+ * (*out_of_memory set). */
+static ta_arena_t *arena_acquire(bool *out_of_memory) {
+  *out_of_memory = false;
   ta_lock(&pool_lock);
   ta_arena_t *arena = pool;
   if (arena != NULL) {
     pool = arena->pool_next;
     arena->pool_next = NULL;
+    arena->state = TA_ARENA_BOUND;
+    atomic_fetch_add_explicit(&ta_arena_adoptions, 1, memory_order_relaxed);
   } else {
-    arena = meta_alloc(sizeof(ta_arena_t));
-    if (arena != NULL) {
-      for (unsigned c = 0; c < TA_CLASSES; c++) arena->current[c] = &ta_page_empty;
-      pthread_mutex_init(&arena->seg_lock, NULL);
-      arena->id = (unsigned)atomic_fetch_add_explicit(&arena_count, 1, memory_order_relaxed);
-      arena->use_brk = !brk_arena_made;
-      brk_arena_made = true;
-      arena->all_next = all_arenas;
-      all_arenas = arena;
+    size_t cap = atomic_load_explicit(&ta_config.arena_max, memory_order_relaxed);
+    if (cap == 0 || atomic_load_explicit(&arena_count, memory_order_relaxed) + 1 < cap) {
+      arena = arena_new(TA_ARENA_BOUND);
+      *out_of_memory = arena == NULL;
     }
   }
   ta_unlock(&pool_lock);
@@ -87,9 +114,25 @@ static ta_arena_t *arena_acquire(void) {
 
 static void arena_release(ta_arena_t *arena) {
   ta_lock(&pool_lock);
+  arena->state = TA_ARENA_POOLED;
   arena->pool_next = pool;
   pool = arena;
   ta_unlock(&pool_lock);
+}
+
+static ta_arena_t *shared_get(void) {
+  if (shared_arena == NULL) {
+    ta_lock(&pool_lock);
+    shared_arena = arena_new(TA_ARENA_SHARED);
+    ta_unlock(&pool_lock);
+  }
+  return shared_arena;
+}
+
+void ta_arena_with_shared(void (*fn)(ta_arena_t *arena, void *ctx), void *ctx) {
+  ta_lock(&shared_lock);
+  if (shared_arena != NULL) fn(shared_arena, ctx);
+  ta_unlock(&shared_lock);
 }
 
 void ta_arena_foreach(void (*fn)(ta_arena_t *arena, void *ctx), void *ctx) {
@@ -123,15 +166,30 @@ void ta_arena_drain_xfree(ta_arena_t *arena) {
     /* Clear the link so the local free does not take the block for a double free. */
     b->next_enc = 0;
     ta_page_free_local(ta_seg_page_of(ta_seg_of(b), b), b);
+    atomic_fetch_add_explicit(&ta_remote_collected, 1, memory_order_relaxed);
     b = next;
   }
 }
 
-/* An allocation from an arena borrowed for the moment: the thread is exiting and must not bind one
- * again, or the arena would stay bound to a dead thread. */
-static TA_NOINLINE void *malloc_borrowed(size_t cls) {
-  ta_arena_t *arena = arena_acquire();
-  if (arena == NULL) return NULL;
+/* One allocation from an arena this thread does not own: the shared arena, or one borrowed from the
+ * pool by an exiting thread (which must not bind one again, or the arena would stay bound to a dead
+ * thread). Either way the thread's TLS points at the arena only while it allocates. */
+static TA_NOINLINE void *malloc_unbound(size_t cls) {
+  bool oom = false;
+  ta_arena_t *arena = tls_shared ? NULL : arena_acquire(&oom);
+  if (oom) return NULL;
+  if (arena == NULL) {
+    ta_lock(&shared_lock);
+    ta_arena_t *shared = shared_get();
+    void *p = NULL;
+    if (shared != NULL) {
+      ta_tls_arena = shared;
+      p = ta_arena_alloc(shared, cls);
+      ta_tls_arena = &ta_arena_empty;
+    }
+    ta_unlock(&shared_lock);
+    return p;
+  }
   ta_tls_arena = arena;
   void *p = ta_arena_alloc(arena, cls);
   ta_tls_arena = &ta_arena_empty;
@@ -142,15 +200,23 @@ static TA_NOINLINE void *malloc_borrowed(size_t cls) {
 void *ta_arena_malloc_slow(ta_arena_t *arena, size_t cls) {
   if (ta_unlikely(arena == &ta_arena_empty)) {
     ta_init();
-    if (tls_exiting) {
-      void *p = malloc_borrowed(cls);
+    if (tls_exiting || tls_shared) {
+      void *p = malloc_unbound(cls);
       if (p == NULL) errno = ENOMEM;
       return p;
     }
-    arena = arena_acquire();
+    bool oom;
+    arena = arena_acquire(&oom);
     if (arena == NULL) {
-      errno = ENOMEM;
-      return NULL;
+      if (oom) {
+        errno = ENOMEM;
+        return NULL;
+      }
+      /* Over the arena cap: this thread shares from now on. */
+      tls_shared = true;
+      void *p = malloc_unbound(cls);
+      if (p == NULL) errno = ENOMEM;
+      return p;
     }
     /* Bind before pthread_setspecific: if it has to allocate, that allocation finds the arena. */
     ta_tls_arena = arena;

@@ -24,11 +24,18 @@ struct ta_arena_s {
   uint32_t last_trim;             /* owner: trim clock of the owner's last purge pass */
   unsigned id;                    /* creation number, 0 for the first */
   bool use_brk;                   /* owner: grows segments with brk while brk is usable */
+  uint8_t state;                  /* pool_lock: TA_ARENA_BOUND, _POOLED or _SHARED */
   ta_arena_t *pool_next;          /* pool lock: next abandoned arena */
   ta_arena_t *all_next;           /* arena list lock: every arena ever made */
 };
 
+enum { TA_ARENA_BOUND = 0, TA_ARENA_POOLED = 1, TA_ARENA_SHARED = 2 };
+
 extern ta_arena_t ta_arena_empty;
+/* Slow-path event counters (relaxed atomics), for stats. */
+extern _Atomic size_t ta_arena_adoptions;
+extern _Atomic size_t ta_remote_collected;
+extern _Atomic size_t ta_segment_grows;
 extern ta_page_t ta_page_empty;
 extern __thread ta_arena_t *ta_tls_arena __attribute__((tls_model("initial-exec")));
 
@@ -40,6 +47,8 @@ size_t ta_arena_count(void);
 void ta_arena_foreach(void (*fn)(ta_arena_t *arena, void *ctx), void *ctx);
 /* Calls fn on every pooled arena with the pool locked: fn acts as the arena's owner. */
 void ta_arena_foreach_pooled(void (*fn)(ta_arena_t *arena, void *ctx), void *ctx);
+/* Calls fn on the shared arena (TAMALLOC_ARENA_MAX), if any, as its owner for the moment. */
+void ta_arena_with_shared(void (*fn)(ta_arena_t *arena, void *ctx), void *ctx);
 /* page.c */
 void ta_page_free_slow(ta_page_t *page);
 void ta_page_free_remote(ta_page_t *page, ta_block_t *block);

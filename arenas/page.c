@@ -14,6 +14,7 @@
 #include "os.h"
 #include "trim.h"
 
+_Atomic size_t ta_remote_collected; /* blocks freed by other threads that owners took back */
 static uint8_t class_units[TA_CLASSES]; /* span length per class, filled by ta_page_units_init */
 
 /* Units per span for a class: the fewest that waste at most an eighth of the span. */
@@ -92,6 +93,7 @@ bool ta_page_collect(ta_page_t *page) {
     tail = b;
   }
   ta_assert(n <= page->used);
+  atomic_fetch_add_explicit(&ta_remote_collected, n, memory_order_relaxed);
   tail->next_enc = ta_link_encode(page->free);
   page->used -= n;
   page->free = head;
@@ -236,19 +238,24 @@ void ta_page_free_remote(ta_page_t *page, ta_block_t *block) {
 /* The block's first word looks like a free-list link: it is a double free if the block is on the
  * page's local list or its xfree list. Only the owner calls this, so both lists are stable except
  * for pushes at the xfree head, which do not disturb a walk from an older head. */
-static void list_search(ta_page_t *page, ta_block_t *list, ta_block_t *block) {
-  /* Bounded by the page's capacity, so a corrupted list cannot make the search run forever. */
+/* Whether block is on list. Bounded by the page's capacity, so a corrupted list cannot make the
+ * search run forever. */
+static bool list_find(ta_page_t *page, ta_block_t *list, const ta_block_t *block) {
   uint32_t steps = 0;
   for (ta_block_t *b = list; b != NULL; b = ta_link_decode(b->next_enc)) {
-    if (b == block) ta_fatal_ptr("free", "double free", block);
+    if (b == block) return true;
     if (ta_seg_of(b) != ta_seg_of(page) || ++steps > page->capacity) ta_page_corrupt(b);
   }
+  return false;
+}
+
+bool ta_page_block_is_free(ta_page_t *page, const void *block) {
+  uintptr_t w = atomic_load_explicit(&page->xfree, memory_order_acquire) & ~TA_XFREE_FULL;
+  return list_find(page, page->free, block) || list_find(page, (ta_block_t *)w, block);
 }
 
 void ta_page_free_suspect(ta_page_t *page, ta_block_t *block) {
-  list_search(page, page->free, block);
-  uintptr_t w = atomic_load_explicit(&page->xfree, memory_order_acquire) & ~TA_XFREE_FULL;
-  list_search(page, (ta_block_t *)w, block);
+  if (ta_page_block_is_free(page, block)) ta_fatal_ptr("free", "double free", block);
   /* Not on a list: user data that happened to look like a link. Free it for real. */
   block->next_enc = 0;
   ta_page_free_local(page, block);

@@ -12,6 +12,8 @@ bool ta_page_extend(ta_page_t *page);
 bool ta_page_collect(ta_page_t *page);
 bool ta_page_try_park(ta_page_t *page);
 unsigned ta_page_units_for(unsigned cls);
+/* Owner only: whether the block is on the page's local or remote free list. */
+bool ta_page_block_is_free(ta_page_t *page, const void *block);
 /* Owner only, on a page in a bin and not current: collect remote frees; retire the page if empty;
  * with `deep`, release the OS pages inside it that hold only free blocks. Returns bytes released. */
 size_t ta_page_trim(ta_page_t *page, bool deep);

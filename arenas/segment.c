@@ -19,6 +19,7 @@ static uintptr_t brk_end;   /* brk_lock: where tamalloc last left the break; 0 b
 static bool brk_unusable;   /* brk_lock: brk failed or someone else moved the break */
 static _Atomic size_t seg_live;     /* segments mapped now */
 static _Atomic size_t seg_live_brk; /* of which on the brk heap */
+_Atomic size_t ta_segment_grows;    /* segments obtained from the OS so far */
 
 void ta_seg_lock_brk(void) { ta_lock(&brk_lock); }
 void ta_seg_unlock_brk(void) { ta_unlock(&brk_lock); }
@@ -153,6 +154,7 @@ static ta_segment_t *seg_new(ta_arena_t *arena) {
   seg->origin = origin;
   seg->mapped_units = TA_UNITS;
   atomic_fetch_add_explicit(&seg_live, 1, memory_order_relaxed);
+  atomic_fetch_add_explicit(&ta_segment_grows, 1, memory_order_relaxed);
   if (origin == TA_SEG_BRK) atomic_fetch_add_explicit(&seg_live_brk, 1, memory_order_relaxed);
   ta_segmap_set(seg, true);
   return seg;

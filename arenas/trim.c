@@ -13,8 +13,8 @@
  * and half a decay period passed since its last pass, and (2) from a background thread, started the
  * first time a span is returned, which wakes every half decay period and passes over every arena:
  * a program that frees a lot and then sleeps still sees its RSS fall, and arenas in the pool (their
- * threads exited) are purged on the same schedule. TAMALLOC_BACKGROUND_THREAD=0 turns the thread
- * off. Purging never runs on the malloc/free fast paths. */
+ * threads exited) are purged on the same schedule. TAMALLOC_BACKGROUND_THREAD=0 keeps the thread
+ * from starting (purging then happens on slow paths only). Purging never runs on the malloc/free fast paths. */
 #include "trim.h"
 
 #include <signal.h>
@@ -239,6 +239,7 @@ static void arena_pass(ta_arena_t *arena, void *ctx) {
 /* One scheduled pass over every arena: pooled arenas' empty pages first go back to their segments. */
 void ta_trim_run_pass(void) {
   ta_arena_foreach_pooled(pooled_pages, NULL);
+  ta_arena_with_shared(pooled_pages, NULL);
   uint32_t now = ta_trim_clock();
   ta_arena_foreach(arena_pass, &now);
 }
@@ -246,9 +247,8 @@ void ta_trim_run_pass(void) {
 static void bg_start(void) {
   int expect = 0;
   if (!atomic_compare_exchange_strong(&bg_state, &expect, 1)) return;
-  const char *env = getenv("TAMALLOC_BACKGROUND_THREAD");
-  if (env != NULL && env[0] == '0') {
-    atomic_store(&bg_state, 2);
+  if (!atomic_load_explicit(&ta_config.background_thread, memory_order_relaxed)) {
+    atomic_store(&bg_state, 0); /* it may be turned on later */
     return;
   }
   /* The thread must not take the program's signals. */
@@ -289,6 +289,7 @@ int ta_trim_now(size_t pad) {
   ta_arena_t *own = ta_tls_arena;
   if (own != &ta_arena_empty) acc[1] += ta_trim_pages(own, true);
   ta_arena_foreach_pooled(pooled_deep, &acc[1]);
+  ta_arena_with_shared(pooled_deep, &acc[1]);
   ta_arena_foreach(arena_force, acc);
   return acc[1] > 0;
 }

@@ -5,6 +5,9 @@
 #include <limits.h>
 #include <stdlib.h>
 
+#include <string.h>
+
+#include "format.h"
 #include "tamalloc.h"
 
 ta_config_t ta_config = {
@@ -13,6 +16,20 @@ ta_config_t ta_config = {
     .top_pad = 128 * 1024,
     .decay_ms = 1000,
     .arena_max = 0,
+    .background_thread = 1,
+};
+
+/* The knobs settable from the environment, in the order TAMALLOC_VERBOSE lists them. */
+static const struct {
+  const char *env;
+  int option;
+} knobs[] = {
+    {"TAMALLOC_MMAP_THRESHOLD", TA_OPT_MMAP_THRESHOLD},
+    {"TAMALLOC_TRIM_THRESHOLD", TA_OPT_TRIM_THRESHOLD},
+    {"TAMALLOC_TOP_PAD", TA_OPT_TOP_PAD},
+    {"TAMALLOC_DECAY_MS", TA_OPT_DECAY_MS},
+    {"TAMALLOC_ARENA_MAX", TA_OPT_ARENA_MAX},
+    {"TAMALLOC_BACKGROUND_THREAD", TA_OPT_BACKGROUND_THREAD},
 };
 
 bool ta_config_parse_size(const char *s, size_t *out) {
@@ -77,6 +94,10 @@ int ta_config_set(int option, long value) {
       if (value < 0) return 0;
       atomic_store_explicit(&ta_config.arena_max, (size_t)value, memory_order_relaxed);
       return 1;
+    case TA_OPT_BACKGROUND_THREAD:
+      if (value != 0 && value != 1) return 0;
+      atomic_store_explicit(&ta_config.background_thread, (int)value, memory_order_relaxed);
+      return 1;
     default:
       return 0;
   }
@@ -89,6 +110,7 @@ long ta_config_get(int option) {
     case TA_OPT_TOP_PAD: return (long)atomic_load(&ta_config.top_pad);
     case TA_OPT_DECAY_MS: return atomic_load(&ta_config.decay_ms);
     case TA_OPT_ARENA_MAX: return (long)atomic_load(&ta_config.arena_max);
+    case TA_OPT_BACKGROUND_THREAD: return atomic_load(&ta_config.background_thread);
     default: return -1;
   }
 }
@@ -97,14 +119,52 @@ static void env_option(const char *name, int option) {
   const char *s = getenv(name);
   if (s == NULL) return;
   long v;
-  if (!parse_long(s, &v) || !ta_config_set(option, v))
-    ta_warn(name, ": malformed value ignored, default kept: ", s);
+  if (parse_long(s, &v) && ta_config_set(option, v)) return;
+  char buf[256];
+  ta_out_t o = {.buf = buf, .cap = sizeof buf, .flush = ta_out_fd_flush, .ctx = (void *)(intptr_t)2};
+  ta_out_str(&o, "tamalloc: warning: ");
+  ta_out_str(&o, name);
+  ta_out_str(&o, "=");
+  ta_out_str(&o, s);
+  ta_out_str(&o, " is malformed; keeping the default ");
+  ta_out_i(&o, ta_config_get(option));
+  ta_out_str(&o, "\n");
+  ta_out_finish(&o);
+}
+
+static void env_stats(void) {
+  const char *s = getenv("TAMALLOC_STATS");
+  if (s == NULL || *s == '\0' || strcmp(s, "0") == 0) return;
+  if (strcmp(s, "1") == 0 || strcmp(s, "text") == 0)
+    ta_config.stats_at_exit = TA_STATS_TEXT;
+  else if (strcmp(s, "json") == 0)
+    ta_config.stats_at_exit = TA_STATS_JSON;
+  else if (strcmp(s, "map") == 0)
+    ta_config.stats_at_exit = TA_STATS_MAP;
+  else
+    ta_warn("TAMALLOC_STATS=", s, " is malformed (want 1, text, json or map); no report at exit");
+}
+
+static void print_config(void) {
+  char buf[1024];
+  ta_out_t o = {.buf = buf, .cap = sizeof buf, .flush = ta_out_fd_flush, .ctx = (void *)(intptr_t)2};
+  for (size_t i = 0; i < sizeof knobs / sizeof knobs[0]; i++) {
+    ta_out_str(&o, "tamalloc: config: ");
+    ta_out_str(&o, knobs[i].env);
+    ta_out_str(&o, "=");
+    ta_out_i(&o, ta_config_get(knobs[i].option));
+    ta_out_str(&o, "\n");
+  }
+  static const char *const stats_names[] = {"0", "text", "json", "map"};
+  ta_out_str(&o, "tamalloc: config: TAMALLOC_STATS=");
+  ta_out_str(&o, stats_names[ta_config.stats_at_exit]);
+  ta_out_str(&o, "\n");
+  ta_out_finish(&o);
 }
 
 void ta_config_init(void) {
-  env_option("TAMALLOC_MMAP_THRESHOLD", TA_OPT_MMAP_THRESHOLD);
-  env_option("TAMALLOC_TRIM_THRESHOLD", TA_OPT_TRIM_THRESHOLD);
-  env_option("TAMALLOC_TOP_PAD", TA_OPT_TOP_PAD);
-  env_option("TAMALLOC_DECAY_MS", TA_OPT_DECAY_MS);
-  env_option("TAMALLOC_ARENA_MAX", TA_OPT_ARENA_MAX);
+  for (size_t i = 0; i < sizeof knobs / sizeof knobs[0]; i++) env_option(knobs[i].env, knobs[i].option);
+  env_stats();
+  const char *verbose = getenv("TAMALLOC_VERBOSE");
+  if (verbose != NULL && *verbose != '\0' && strcmp(verbose, "0") != 0) print_config();
 }

@@ -19,7 +19,11 @@ typedef struct ta_config_s {
   _Atomic size_t top_pad;        /* bytes: kept at the brk top when it shrinks */
   _Atomic long decay_ms;         /* ms: free pages stay committed this long; 0 now, < 0 never */
   _Atomic size_t arena_max;      /* arenas at most, 0 = no cap */
+  _Atomic int background_thread; /* 1: purge from a background thread too */
+  int stats_at_exit;             /* set once at start: TA_STATS_* report written at exit */
 } ta_config_t;
+
+enum { TA_STATS_NONE = 0, TA_STATS_TEXT, TA_STATS_JSON, TA_STATS_MAP };
 
 extern ta_config_t ta_config;
 

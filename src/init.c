@@ -2,6 +2,8 @@
  * loader's callbacks, inside pthread_create), the thread-exit hook, and fork.
  *
  * Lock order, outermost first; a thread holding one may take only those below it:
+ *   0. shared_lock (arenas/arena.c)   the arena shared by threads beyond TAMALLOC_ARENA_MAX; its
+ *                                     holder allocates, so every lock below may follow it
  *   1. pool_lock   (arenas/arena.c)   the arena pool and the list of all arenas
  *   2. meta_lock   (arenas/arena.c)   the bump allocator for arena structs
  *   3. seg_lock    (one per arena)    an arena's segment list and unit masks; a thread holds at

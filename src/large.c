@@ -203,3 +203,18 @@ void ta_large_totals(size_t *blocks, size_t *bytes) {
   *bytes = reg_bytes;
   ta_unlock(&large_lock);
 }
+
+size_t ta_large_snapshot(ta_large_info_t *out, size_t cap) {
+  size_t n = 0;
+  ta_lock(&large_lock);
+  for (size_t i = 0; i < reg_cap; i++) {
+    if (reg[i] == 0) continue;
+    if (n < cap) {
+      const ta_large_hdr_t *h = hdr_of((void *)reg[i]);
+      out[n] = (ta_large_info_t){.ptr = reg[i], .map_start = reg[i] - h->map_offset, .map_size = h->map_size};
+    }
+    n++;
+  }
+  ta_unlock(&large_lock);
+  return n;
+}

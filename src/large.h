@@ -25,6 +25,14 @@ bool ta_large_recently_freed(const void *p);
 size_t ta_large_usable(const void *p);
 void ta_large_totals(size_t *blocks, size_t *bytes);
 
+typedef struct ta_large_info_s {
+  uintptr_t ptr;       /* the block */
+  uintptr_t map_start; /* its mapping */
+  size_t map_size;     /* bytes mapped */
+} ta_large_info_t;
+/* Copies up to cap live large blocks' facts; returns how many there are. */
+size_t ta_large_snapshot(ta_large_info_t *out, size_t cap);
+
 #pragma GCC visibility pop
 
 #endif

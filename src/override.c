@@ -1,5 +1,6 @@
 /* The standard names: thin forwards to the router, so that linking libtamalloc.a (or preloading
  * libtamalloc.so) replaces the system allocator for the whole process. Nothing else lives here. */
+#include <limits.h>
 #include <malloc.h>
 #include <stdlib.h>
 
@@ -28,3 +29,18 @@ TA_EXPORT void free_aligned_sized(void *p, size_t align, size_t size) {
 }
 TA_EXPORT int malloc_trim(size_t pad) { return ta_router_trim(pad); }
 TA_EXPORT int mallopt(int param, int value) { return ta_router_mallopt_glibc(param, value); }
+TA_EXPORT void malloc_stats(void) { ta_stats_malloc_stats(); }
+TA_EXPORT struct mallinfo2 mallinfo2(void) { return ta_stats_mallinfo2(); }
+TA_EXPORT int malloc_info(int options, FILE *out) { return ta_stats_malloc_info(options, out); }
+
+/* The old int-sized form: each count clamped to INT_MAX instead of wrapping. */
+static int clamp_int(size_t v) { return v > INT_MAX ? INT_MAX : (int)v; }
+TA_EXPORT struct mallinfo mallinfo(void) {
+  struct mallinfo2 m = ta_stats_mallinfo2();
+  struct mallinfo r = {
+      .arena = clamp_int(m.arena), .ordblks = clamp_int(m.ordblks), .smblks = clamp_int(m.smblks),
+      .hblks = clamp_int(m.hblks), .hblkhd = clamp_int(m.hblkhd), .usmblks = clamp_int(m.usmblks),
+      .fsmblks = clamp_int(m.fsmblks), .uordblks = clamp_int(m.uordblks),
+      .fordblks = clamp_int(m.fordblks), .keepcost = clamp_int(m.keepcost)};
+  return r;
+}

@@ -16,6 +16,7 @@
 #include "init.h"
 #include "large.h"
 #include "os.h"
+#include "page.h"
 #include "tamalloc.h"
 #include "trim.h"
 
@@ -237,8 +238,15 @@ long ta_getopt(int option) {
   return ta_config_get(option);
 }
 
+/* Exact for large blocks and, on the thread that owns the block's arena, for small ones; from
+ * another thread a small block its owner freed a moment ago may still read as live (the owner's
+ * free list is the owner's alone to read). */
 int ta_owns(const void *p) {
   if (p == NULL) return 0;
-  if (ta_segmap_has(p)) return ta_arena_page_checked(p) != NULL;
+  if (ta_segmap_has(p)) {
+    ta_page_t *page = ta_arena_page_checked(p);
+    if (page == NULL) return 0;
+    return page->arena != ta_tls_arena || !ta_page_block_is_free(page, p);
+  }
   return ta_large_owns(p);
 }

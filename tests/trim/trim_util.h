@@ -11,7 +11,7 @@
 
 static char trim_buf[1 << 20];
 
-static size_t read_file(const char *path) {
+static inline size_t read_file(const char *path) {
   int fd = open(path, O_RDONLY);
   CHECK(fd >= 0);
   size_t n = 0;
@@ -23,7 +23,7 @@ static size_t read_file(const char *path) {
 }
 
 /* Resident set size in bytes (statm's second field). */
-static size_t rss_bytes(void) {
+static inline size_t rss_bytes(void) {
   read_file("/proc/self/statm");
   char *p = trim_buf;
   while (*p && *p != ' ') p++;
@@ -31,7 +31,7 @@ static size_t rss_bytes(void) {
 }
 
 /* The [heap] mapping's end, 0 if there is none. */
-static uintptr_t heap_end(void) {
+static inline uintptr_t heap_end(void) {
   read_file("/proc/self/maps");
   for (char *line = trim_buf; *line;) {
     char *eol = strchr(line, '\n');
@@ -46,13 +46,13 @@ static uintptr_t heap_end(void) {
   return 0;
 }
 
-static void sleep_ms(long ms) {
+static inline void sleep_ms(long ms) {
   struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
   nanosleep(&ts, NULL);
 }
 
 /* Polls until RSS is at most `limit`, for up to `max_ms`; returns the last RSS seen. */
-static size_t rss_wait_below(size_t limit, long max_ms) {
+static inline size_t rss_wait_below(size_t limit, long max_ms) {
   size_t r = rss_bytes();
   for (long t = 0; r > limit && t < max_ms; t += 50) {
     sleep_ms(50);
