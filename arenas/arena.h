@@ -85,7 +85,7 @@ TA_INLINE void *ta_arena_alloc(ta_arena_t *arena, size_t cls) {
 TA_INLINE ta_page_t *ta_arena_page_checked(const void *p) {
   ta_page_t *page = ta_seg_page_of(ta_seg_of(p), p);
   uint64_t off = (uintptr_t)p - page->start;
-  if (ta_unlikely(off >= page->carved || ((off * page->recip) << (64 - TA_RECIP_SHIFT)) >= page->recip_hi))
+  if (ta_unlikely(off >= atomic_load_explicit(&page->carved, memory_order_relaxed) || ((off * page->recip) << (64 - TA_RECIP_SHIFT)) >= page->recip_hi))
     return NULL;
   return page;
 }

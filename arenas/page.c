@@ -45,7 +45,7 @@ void ta_page_init(ta_page_t *page, ta_arena_t *arena, unsigned cls, unsigned uni
   page->start = (uintptr_t)seg + (size_t)(page - seg->pages) * TA_UNIT_SIZE;
   page->recip = (((uint64_t)1 << TA_RECIP_SHIFT) + bs - 1) / bs;
   page->recip_hi = page->recip << (64 - TA_RECIP_SHIFT);
-  page->carved = 0;
+  atomic_store_explicit(&page->carved, 0, memory_order_relaxed);
   page->parked_live = 0;
   page->arena = arena;
   atomic_store_explicit(&page->xfree, 0, memory_order_relaxed);
@@ -74,7 +74,7 @@ bool ta_page_extend(ta_page_t *page) {
   ((ta_block_t *)b)->next_enc = ta_link_encode(NULL);
   page->free = (ta_block_t *)first;
   page->capacity += n;
-  page->carved = (uint64_t)page->capacity * bs;
+  atomic_store_explicit(&page->carved, (uint64_t)page->capacity * bs, memory_order_relaxed);
   return true;
 }
 
@@ -139,10 +139,11 @@ static size_t page_purge_inside(ta_page_t *page) {
     bit_set(free_bits, ((uintptr_t)b - page->start) / bs);
   }
   uint64_t purge[TA_OS_PAGES_MAX / 64] = {0};
-  size_t npages = (page->carved + TA_PAGE - 1) / TA_PAGE;
+  size_t carved = atomic_load_explicit(&page->carved, memory_order_relaxed);
+  size_t npages = (carved + TA_PAGE - 1) / TA_PAGE;
   bool any = false;
   for (size_t k = 0; k < npages; k++) {
-    size_t lo = k * TA_PAGE, hi = (k + 1) * TA_PAGE < page->carved ? (k + 1) * TA_PAGE : page->carved;
+    size_t lo = k * TA_PAGE, hi = (k + 1) * TA_PAGE < carved ? (k + 1) * TA_PAGE : carved;
     bool all_free = true;
     for (size_t i = lo / bs; i <= (hi - 1) / bs && all_free; i++) all_free = bit_get(free_bits, i);
     if (all_free) {

@@ -263,7 +263,7 @@ void ta_seg_span_free(ta_page_t *page, uint32_t now) {
   for (unsigned u = head; u < head + units; u++) seg->unit_span[u] = 0;
   page->block_size = 0;
   page->capacity = 0;
-  page->carved = 0;
+  atomic_store_explicit(&page->carved, 0, memory_order_relaxed);
   page->free = NULL;
   ta_lock(&arena->seg_lock);
   seg->free_units |= bits;

@@ -69,7 +69,9 @@ struct ta_page_s {
   uintptr_t start;         /* address of block 0 (the span's first byte) */
   uint64_t recip;          /* ceil(2^44 / block_size), see ta_arena_page_checked */
   uint64_t recip_hi;       /* recip << 20, the bound the divisibility test compares with */
-  uint64_t carved;         /* owner: bytes of the span carved into blocks so far */
+  /* Owner-written, read by any thread's free: a relaxed atomic (plain moves on x86). A block a
+   * thread may free was carved before it was handed out, so a stale read is never too small. */
+  _Atomic uint64_t carved; /* owner: bytes of the span carved into blocks so far */
   ta_arena_t *arena;       /* owning arena: fixed while the page is live */
   _Atomic uintptr_t xfree; /* other threads: blocks they freed, or'ed with TA_XFREE_FULL */
   uint32_t capacity;       /* owner: blocks carved so far */

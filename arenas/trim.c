@@ -24,6 +24,7 @@
 #include <time.h>
 
 #include "config.h"
+#include "large.h"
 #include "os.h"
 #include "page.h"
 
@@ -36,11 +37,7 @@ void ta_trim_totals(size_t *bytes, size_t *calls) {
   *calls = atomic_load_explicit(&purge_calls, memory_order_relaxed);
 }
 
-uint32_t ta_trim_clock(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-  return (uint32_t)((uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u);
-}
+uint32_t ta_trim_clock(void) { return ta_os_clock_ms(); }
 
 uint64_t ta_trim_due(uint64_t dirty, const uint32_t since[TA_UNITS], uint32_t now, long decay_ms) {
   if (decay_ms < 0) return 0;
@@ -242,6 +239,8 @@ void ta_trim_run_pass(void) {
   ta_arena_with_shared(pooled_pages, NULL);
   uint32_t now = ta_trim_clock();
   ta_arena_foreach(arena_pass, &now);
+  size_t released = ta_large_cache_trim(now, atomic_load_explicit(&ta_config.decay_ms, memory_order_relaxed), false);
+  atomic_fetch_add_explicit(&purged_bytes, released, memory_order_relaxed);
 }
 
 static void bg_start(void) {
@@ -263,6 +262,12 @@ static void bg_start(void) {
   if (pthread_create(&tid, &attr, bg_main, NULL) != 0) atomic_store(&bg_state, 2);
   pthread_attr_destroy(&attr);
   pthread_sigmask(SIG_SETMASK, &old, NULL);
+}
+
+void ta_trim_wake(void) {
+  if (ta_unlikely(atomic_load_explicit(&bg_state, memory_order_relaxed) == 0) &&
+      atomic_load_explicit(&ta_config.decay_ms, memory_order_relaxed) > 0)
+    bg_start();
 }
 
 void ta_trim_fork_child(void) { atomic_store(&bg_state, 0); }
@@ -291,5 +296,7 @@ int ta_trim_now(size_t pad) {
   ta_arena_foreach_pooled(pooled_deep, &acc[1]);
   ta_arena_with_shared(pooled_deep, &acc[1]);
   ta_arena_foreach(arena_force, acc);
-  return acc[1] > 0;
+  size_t large = ta_large_cache_trim(0, 0, true);
+  atomic_fetch_add_explicit(&purged_bytes, large, memory_order_relaxed);
+  return acc[1] + large > 0;
 }

@@ -33,6 +33,9 @@ size_t ta_trim_pages(ta_arena_t *arena, bool deep);
  * thread when it is first needed. */
 void ta_trim_after_span_free(ta_arena_t *arena, uint32_t now);
 
+/* After a large block was retained: make sure the schedule will release it. */
+void ta_trim_wake(void);
+
 /* One scheduled pass over every arena (what the background thread runs). */
 void ta_trim_run_pass(void);
 

@@ -71,6 +71,7 @@ typedef struct ta_stats_s {
   size_t live_blocks;            /* blocks handed out from the arenas */
   size_t large_blocks;           /* live blocks on the mmap path */
   size_t large_bytes;            /* bytes mapped for them */
+  size_t large_retained_bytes;   /* freed large mappings kept for reuse (adaptive threshold) */
   size_t purged_bytes;           /* bytes given back to the OS by trimming so far */
   size_t purge_calls;            /* madvise/munmap/brk calls trimming made so far */
   size_t segment_grows;          /* segments obtained from the OS so far */

@@ -62,8 +62,6 @@ static bool parse_long(const char *s, long *out) {
   bool neg = *s == '-';
   const char *c = neg ? s + 1 : s;
   size_t v;
-  for (const char *d = c; *d; d++)
-    if (*d < '0' || *d > '9') return false;
   if (!ta_config_parse_size(c, &v) || v > (size_t)LONG_MAX) return false;
   *out = neg ? -(long)v : (long)v;
   return true;
@@ -75,13 +73,15 @@ int ta_config_set(int option, long value) {
       if (value < 0) return 0;
       size_t v = (size_t)value;
       if (v < TA_MMAP_THRESHOLD_MIN) v = TA_MMAP_THRESHOLD_MIN;
-      if (v > TA_MMAP_THRESHOLD_MAX + 1) v = TA_MMAP_THRESHOLD_MAX + 1;
+      if (v > TA_MMAP_THRESHOLD_MAX) v = TA_MMAP_THRESHOLD_MAX;
       atomic_store_explicit(&ta_config.mmap_threshold, v, memory_order_relaxed);
+      atomic_store_explicit(&ta_config.mmap_threshold_set, true, memory_order_relaxed);
       return 1;
     }
     case TA_OPT_TRIM_THRESHOLD:
       if (value < 0) return 0;
       atomic_store_explicit(&ta_config.trim_threshold, (size_t)value, memory_order_relaxed);
+      atomic_store_explicit(&ta_config.trim_threshold_set, true, memory_order_relaxed);
       return 1;
     case TA_OPT_TOP_PAD:
       if (value < 0) return 0;
@@ -101,6 +101,18 @@ int ta_config_set(int option, long value) {
     default:
       return 0;
   }
+}
+
+/* As glibc does: a program that frees a large block of this size will likely ask for one again, and
+ * serving it from the heap saves a mmap, a munmap and a page fault per page each time (measured:
+ * a malloc/memset/free loop of 256 KiB blocks, 242 us per iteration with mmap, 15.5 us without).
+ * Raised only, up to TA_MMAP_THRESHOLD_MAX, and never once the user set the threshold. */
+void ta_config_adapt_mmap_threshold(size_t usable) {
+  if (atomic_load_explicit(&ta_config.mmap_threshold_set, memory_order_relaxed)) return;
+  if (usable > TA_MMAP_THRESHOLD_MAX || usable <= ta_mmap_threshold()) return;
+  atomic_store_explicit(&ta_config.mmap_threshold, usable, memory_order_relaxed);
+  if (!atomic_load_explicit(&ta_config.trim_threshold_set, memory_order_relaxed))
+    atomic_store_explicit(&ta_config.trim_threshold, 2 * usable, memory_order_relaxed);
 }
 
 long ta_config_get(int option) {

@@ -11,7 +11,9 @@
 
 #define TA_MMAP_THRESHOLD_DEFAULT ((size_t)128 * 1024)
 #define TA_MMAP_THRESHOLD_MIN ((size_t)4096)
-#define TA_MMAP_THRESHOLD_MAX ((size_t)1 << 20) /* the largest size class: above it, always mmap */
+/* Up to this (glibc's 64-bit maximum) requests below the threshold are served from the heap: from the
+ * bins up to the largest size class (1 MiB), above it from retained mappings (src/large.c). */
+#define TA_MMAP_THRESHOLD_MAX ((size_t)32 << 20)
 
 typedef struct ta_config_s {
   _Atomic size_t mmap_threshold; /* bytes: requests >= this go to the mmap path */
@@ -21,6 +23,8 @@ typedef struct ta_config_s {
   _Atomic size_t arena_max;      /* arenas at most, 0 = no cap */
   _Atomic int background_thread; /* 1: purge from a background thread too */
   int stats_at_exit;             /* set once at start: TA_STATS_* report written at exit */
+  _Atomic bool mmap_threshold_set; /* the user chose the threshold: it no longer adapts */
+  _Atomic bool trim_threshold_set; /* the user chose the trim threshold: it no longer adapts */
 } ta_config_t;
 
 enum { TA_STATS_NONE = 0, TA_STATS_TEXT, TA_STATS_JSON, TA_STATS_MAP };
@@ -32,6 +36,8 @@ TA_INLINE size_t ta_mmap_threshold(void) {
 }
 
 int ta_config_set(int option, long value);
+/* The adaptive mmap threshold (see src/large.c): a freed large block of `usable` bytes. */
+void ta_config_adapt_mmap_threshold(size_t usable);
 long ta_config_get(int option);
 /* Parse a size with an optional k/m/g suffix; false if malformed. */
 bool ta_config_parse_size(const char *s, size_t *out);

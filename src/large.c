@@ -4,11 +4,19 @@
  * unmapped page, so the header alone cannot tell a large block: every live large block is also in
  * the registry, an open-addressing hash set of block addresses behind large_lock. Large blocks cost
  * an mmap and page faults anyway; a locked hash probe is noise beside them. A small ring of recently
- * freed addresses lets a second free of the same block be named a double free. */
+ * freed addresses lets a second free of the same block be named a double free.
+ *
+ * Retained mappings. A block at or above the mmap threshold is unmapped when freed. Once the adaptive
+ * threshold (src/config.c) has risen past the largest size class, requests between the two are "heap"
+ * requests that the bins cannot hold: their mappings are kept when freed, up to TA_CACHE_SLOTS of them
+ * and TA_CACHE_MAX_BYTES in all, and reused by the next request of about the same size, so a loop of
+ * multi-megabyte buffers stops paying a fault per page. The trimmer unmaps them after the decay time
+ * like any other free memory. They are not in the registry: a retained mapping is no block. */
 #include "large.h"
 
 #include <string.h>
 
+#include "config.h"
 #include "init.h"
 #include "os.h"
 #include "segment.h"
@@ -21,6 +29,17 @@ static size_t reg_bytes;        /* large_lock: bytes mapped for them */
 #define TA_FREED_RING 64
 static uintptr_t freed_ring[TA_FREED_RING]; /* large_lock: recently freed block addresses */
 static unsigned freed_next;                 /* large_lock: next ring slot to overwrite */
+
+#define TA_CACHE_SLOTS 16
+#define TA_CACHE_MAX_BYTES ((size_t)128 << 20)
+typedef struct {
+  char *base;     /* the mapping */
+  size_t size;    /* its length */
+  uint32_t since; /* trim clock when it was retained */
+} cache_entry_t;
+static cache_entry_t cache[TA_CACHE_SLOTS]; /* large_lock: retained mappings, cache_n of them */
+static unsigned cache_n;                    /* large_lock */
+static size_t cache_bytes;                  /* large_lock: their total length */
 
 void ta_large_lock(void) { ta_lock(&large_lock); }
 void ta_large_unlock(void) { ta_unlock(&large_lock); }
@@ -82,13 +101,40 @@ static void freed_ring_forget(uintptr_t key) {
 }
 
 /* Map a block of `size` bytes aligned to `align` (a power of two; 16 for plain malloc). */
-void *ta_large_alloc(size_t size, size_t align) {
+/* A retained mapping serves a request that needs at most a quarter less. */
+static bool cache_fits(size_t have, size_t need) { return have >= need && have <= need + need / 4; }
+
+/* large_lock held: take a retained mapping that fits `need` bytes. */
+static char *cache_take(size_t need, size_t *size) {
+  int best = -1;
+  for (unsigned i = 0; i < cache_n; i++)
+    if (cache_fits(cache[i].size, need) &&
+        (best < 0 || cache[i].size < cache[best].size))
+      best = (int)i;
+  if (best < 0) return NULL;
+  char *base = cache[best].base;
+  *size = cache[best].size;
+  cache_bytes -= *size;
+  cache[best] = cache[--cache_n];
+  return base;
+}
+
+void *ta_large_alloc(size_t size, size_t align, bool reuse, bool *fresh) {
   ta_init(); /* the tag depends on the secret */
+  *fresh = true;
   size_t offset = align <= 16 ? 16 : (align <= TA_PAGE ? align : TA_PAGE);
   if (size > TA_MAX_REQUEST || align > TA_MAX_REQUEST) return NULL;
   size_t map_size = ta_align_up(size + offset, TA_PAGE);
-  char *base;
-  if (align <= TA_PAGE) {
+  char *base = NULL;
+  if (reuse && offset == 16 && cache_n > 0) {
+    ta_lock(&large_lock);
+    base = cache_take(map_size, &map_size);
+    ta_unlock(&large_lock);
+    *fresh = base == NULL;
+  }
+  if (base != NULL) {
+    /* A retained mapping: already faulted in. */
+  } else if (align <= TA_PAGE) {
     base = ta_os_map(map_size);
     if (base == NULL) return NULL;
   } else {
@@ -139,6 +185,33 @@ bool ta_large_recently_freed(const void *p) {
   return found && p != NULL;
 }
 
+size_t ta_large_cached_bytes(void) {
+  ta_lock(&large_lock);
+  size_t n = cache_bytes;
+  ta_unlock(&large_lock);
+  return n;
+}
+
+size_t ta_large_cache_trim(uint32_t now, long decay_ms, bool force) {
+  cache_entry_t out[TA_CACHE_SLOTS];
+  unsigned n = 0;
+  ta_lock(&large_lock);
+  for (unsigned i = 0; i < cache_n;) {
+    if (force || (decay_ms >= 0 && (uint32_t)(now - cache[i].since) >= (uint64_t)decay_ms)) {
+      out[n++] = cache[i];
+      cache_bytes -= cache[i].size;
+      cache[i] = cache[--cache_n];
+    } else {
+      i++;
+    }
+  }
+  ta_unlock(&large_lock);
+  size_t released = 0;
+  for (unsigned i = 0; i < n; i++)
+    if (ta_os_unmap(out[i].base, out[i].size)) released += out[i].size;
+  return released;
+}
+
 bool ta_large_free(void *p) {
   ta_lock(&large_lock);
   size_t i = reg_cap ? reg_find((uintptr_t)p) : 0;
@@ -155,11 +228,30 @@ bool ta_large_free(void *p) {
   reg_bytes -= map_size;
   freed_ring[freed_next] = (uintptr_t)p;
   freed_next = (freed_next + 1) % TA_FREED_RING;
+  uint32_t offset = h->map_offset;
+  size_t usable = map_size - offset;
+  /* Below the threshold (it rose after this block was made, or the block came from a retained
+   * mapping): keep the mapping for the next request of its size, if there is room. */
+  bool retain = offset == 16 && usable <= ta_mmap_threshold() && cache_n < TA_CACHE_SLOTS &&
+                cache_bytes + map_size <= TA_CACHE_MAX_BYTES;
+  if (retain) {
+    cache[cache_n++] = (cache_entry_t){.base = base, .size = map_size, .since = ta_os_clock_ms()};
+    cache_bytes += map_size;
+  }
   ta_unlock(&large_lock);
+  if (retain) return true;
+  if (offset == 16) ta_config_adapt_mmap_threshold(usable); /* not for aligned blocks */
   /* If munmap fails (no VMA slot to split), the mapping stays: wasted, but nothing is handed out
    * twice, since the registry no longer names it. */
   ta_os_unmap(base, map_size);
   return true;
+}
+
+bool ta_large_size_matches(const void *p, size_t size, size_t align) {
+  const ta_large_hdr_t *h = hdr_of(p);
+  if (size > h->map_size - h->map_offset) return false;
+  if (align > TA_PAGE) return true; /* over-mapped then trimmed: any size up to the usable one */
+  return cache_fits(h->map_size, ta_align_up(size + h->map_offset, TA_PAGE));
 }
 
 size_t ta_large_usable(const void *p) {

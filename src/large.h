@@ -15,7 +15,12 @@ typedef struct ta_large_hdr_s {
 } ta_large_hdr_t;
 _Static_assert(sizeof(ta_large_hdr_t) == 16, "the large header is 16 bytes");
 
-void *ta_large_alloc(size_t size, size_t align);
+/* A block of size bytes aligned to align (a power of two; 16 for plain malloc). With `reuse`, a
+ * retained mapping may serve it (then *fresh is false: its memory is not zero). */
+void *ta_large_alloc(size_t size, size_t align, bool reuse, bool *fresh);
+/* Unmap retained mappings older than decay_ms at `now` (all with force). Returns bytes released. */
+size_t ta_large_cache_trim(uint32_t now, long decay_ms, bool force);
+size_t ta_large_cached_bytes(void);
 /* false if p is not a live large block; the caller reports it. */
 bool ta_large_free(void *p);
 /* p must be a live large block (ta_large_owns). NULL on failure, p untouched. */
@@ -23,6 +28,8 @@ void *ta_large_resize(void *p, size_t size);
 bool ta_large_owns(const void *p);
 bool ta_large_recently_freed(const void *p);
 size_t ta_large_usable(const void *p);
+/* Whether `size` (with `align`) could have been the request p was made for. */
+bool ta_large_size_matches(const void *p, size_t size, size_t align);
 void ta_large_totals(size_t *blocks, size_t *bytes);
 
 typedef struct ta_large_info_s {

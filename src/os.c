@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdatomic.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 static _Atomic long inject[TA_OS_KINDS];          /* pending injected failures per kind */
@@ -73,6 +74,12 @@ bool ta_os_purge(void *p, size_t size) {
   int r = madvise(p, size, MADV_DONTNEED);
   errno = saved;
   return r == 0;
+}
+
+uint32_t ta_os_clock_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  return (uint32_t)((uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u);
 }
 
 void *ta_os_brk_current(void) {

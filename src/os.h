@@ -37,6 +37,9 @@ bool ta_os_purge(void *p, size_t size);
 void *ta_os_brk_current(void);
 bool ta_os_brk_set(void *end);
 
+/* Milliseconds on a monotonic clock (coarse: a few ms), wrapping; only differences mean anything. */
+uint32_t ta_os_clock_ms(void);
+
 /* Test hook: the next `count` calls of `kind` fail as if the kernel said ENOMEM. */
 void ta_os_inject_failure(ta_os_kind_t kind, long count);
 /* How many calls of `kind` were made (failed or not) since the process started. */

@@ -22,16 +22,25 @@
 
 #define TA_ALIAS(name) __attribute__((alias(#name), visibility("default")))
 
-void *ta_router_malloc_big(size_t size) {
+/* Below the threshold and within the size classes: the arena. Below the threshold but above the
+ * classes: a mapping that may be reused (src/large.c). At or above it: a mapping of its own. */
+static void *malloc_big(size_t size, bool *fresh) {
   ta_init(); /* the threshold may come from the environment: read it before the first decision */
-  if (size < ta_mmap_threshold()) return ta_arena_alloc(ta_tls_arena, ta_class_large(size));
+  size_t threshold = ta_mmap_threshold();
+  *fresh = false;
+  if (size < threshold && size <= TA_CLASS_MAX_SIZE) return ta_arena_alloc(ta_tls_arena, ta_class_large(size));
   if (ta_unlikely(size > TA_MAX_REQUEST)) {
     errno = ENOMEM;
     return NULL;
   }
-  void *p = ta_large_alloc(size, 16);
+  void *p = ta_large_alloc(size, 16, size < threshold, fresh);
   if (p == NULL) errno = ENOMEM;
   return p;
+}
+
+void *ta_router_malloc_big(size_t size) {
+  bool fresh;
+  return malloc_big(size, &fresh);
 }
 
 void *ta_router_malloc(size_t size) { return ta_route_malloc(size); }
@@ -45,6 +54,7 @@ void ta_router_bad_pointer(const char *func, const void *p) {
 void ta_router_free_slow(void *p) {
   if (p == NULL) return;
   if (!ta_large_free(p)) ta_router_bad_pointer("free", p);
+  ta_trim_wake(); /* the mapping may have been retained for reuse */
 }
 
 void ta_router_free(void *p) { ta_route_free(p); }
@@ -73,7 +83,12 @@ void *ta_router_calloc(size_t count, size_t size) {
     errno = ENOMEM;
     return NULL;
   }
-  if (n >= ta_mmap_threshold()) return ta_router_malloc_big(n); /* fresh mappings read as zero */
+  if (n > TA_SMALL_TABLE_MAX) {
+    bool fresh;
+    void *p = malloc_big(n, &fresh);
+    if (p != NULL && !fresh) memset(p, 0, n); /* fresh mappings read as zero */
+    return p;
+  }
   void *p = ta_router_malloc(n);
   if (ta_likely(p != NULL)) memset(p, 0, n);
   return p;
@@ -98,7 +113,7 @@ void *ta_router_realloc(void *p, size_t size) {
   size_t old = usable_checked("realloc", p, &page);
   if (page != NULL) {
     if (size <= old && ta_class_of(size) + TA_REALLOC_KEEP_CLASSES >= page->cls) return p;
-  } else if (size >= ta_mmap_threshold()) {
+  } else if (size >= ta_mmap_threshold() || size > TA_CLASS_MAX_SIZE) {
     void *q = ta_large_resize(p, size);
     if (q == NULL) errno = ENOMEM;
     return q;
@@ -127,7 +142,8 @@ static void *aligned(size_t align, size_t size) {
     unsigned cls = ta_class_for_aligned(size, align);
     if (cls < TA_CLASSES) return ta_arena_alloc(ta_tls_arena, cls);
   }
-  return ta_large_alloc(size, align);
+  bool fresh;
+  return ta_large_alloc(size, align, false, &fresh);
 }
 
 void *ta_router_aligned_alloc(size_t align, size_t size) {
@@ -174,9 +190,7 @@ static void free_checked_size(const char *func, void *p, size_t align, size_t si
     bool as_aligned = align > TA_ALIGN && ta_class_for_aligned(size, align) == page->cls;
     ok = as_aligned || cls + TA_REALLOC_KEEP_CLASSES >= page->cls;
   } else if (ok) {
-    /* A mapping is at most the size rounded to pages past its header, plus the alignment slack. */
-    size_t slack = TA_PAGE + (align > TA_ALIGN ? align : 0);
-    ok = usable - size < slack || size >= ta_mmap_threshold() / 2;
+    ok = ta_large_size_matches(p, size, align);
   }
   if (!ok) ta_fatal_ptr(func, "size does not match the block", p);
   ta_router_free(p);

@@ -173,6 +173,7 @@ void ta_stats_get(ta_stats_t *out) {
   out->live_bytes = w.total.live_bytes;
   out->live_blocks = w.total.live_blocks;
   ta_large_totals(&out->large_blocks, &out->large_bytes);
+  out->large_retained_bytes = ta_large_cached_bytes();
   ta_trim_totals(&out->purged_bytes, &out->purge_calls);
   out->segment_grows = atomic_load_explicit(&ta_segment_grows, memory_order_relaxed);
   out->remote_frees_collected = atomic_load_explicit(&ta_remote_collected, memory_order_relaxed);
@@ -256,7 +257,8 @@ static void json_report(ta_out_t *o) {
   ta_out_frac(o, snap_frag(&w.total));
   ta_out_str(o, ", ");
   kv(o, "large_blocks", large_blocks, true);
-  kv(o, "large_bytes", large_bytes, false);
+  kv(o, "large_bytes", large_bytes, true);
+  kv(o, "large_retained_bytes", ta_large_cached_bytes(), false);
   ta_out_str(o, "}, \"segments\": {");
   static const char *const origin_names[2] = {"brk", "mmap"};
   for (int i = 0; i < 2; i++) {
@@ -346,7 +348,9 @@ static void text_report(ta_out_t *o) {
   ta_out_u(o, large_blocks);
   ta_out_str(o, " blocks, ");
   ta_out_u(o, large_bytes);
-  ta_out_str(o, " bytes mapped\nfragmentation: ");
+  ta_out_str(o, " bytes mapped, ");
+  ta_out_u(o, ta_large_cached_bytes());
+  ta_out_str(o, " bytes retained for reuse\nfragmentation: ");
   ta_out_frac(o, snap_frag(&w.total));
   ta_out_str(o, " of resident segment memory holds no live block\ntrim: ");
   ta_out_u(o, purged);

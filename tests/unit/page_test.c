@@ -31,15 +31,16 @@ int main(void) {
     CHECK_EQ_SZ(page->block_size, bs);
     CHECK(page->cls == c);
     /* Every byte offset inside the carved part: valid exactly at block starts. */
-    size_t limit = page->carved < 64 * 1024 ? page->carved : 64 * 1024;
+    size_t carved = atomic_load(&page->carved);
+    size_t limit = carved < 64 * 1024 ? carved : 64 * 1024;
     for (size_t off = 0; off < limit; off++) {
       const char *q = (const char *)page->start + off;
       bool valid = ta_arena_page_checked(q) == page;
       CHECK_MSG(valid == (off % bs == 0), "class %u offset %zu", c, off);
     }
     /* Past what was carved: rejected. */
-    if (page->carved < (uint64_t)page->units * TA_UNIT_SIZE)
-      CHECK(ta_arena_page_checked((const char *)page->start + page->carved) == NULL);
+    if (carved < (uint64_t)page->units * TA_UNIT_SIZE)
+      CHECK(ta_arena_page_checked((const char *)page->start + carved) == NULL);
     ta_free(p);
   }
 
