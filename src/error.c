@@ -1,94 +1,59 @@
-/* Fatal errors and warnings. Everything here writes with write(2) into stack buffers: it must work
- * when the heap is corrupt, inside a signal handler, and before libc's stdio exists. */
-#include <signal.h>
+/* Fatal errors and warnings. Messages are built with format.c into stack buffers and written with
+ * write(2): this must work when the heap is corrupt, inside a signal handler, and before stdio exists. */
 #include <stdlib.h>
-#include <string.h>
-#include <unistd.h>
 
 #include "common.h"
+#include "format.h"
 
-static size_t put(char *buf, size_t at, size_t cap, const char *s) {
-  while (*s && at + 1 < cap) buf[at++] = *s++;
-  return at;
-}
+#define TA_STDERR ((void *)(intptr_t)2)
 
-static size_t put_hex(char *buf, size_t at, size_t cap, uintptr_t v) {
-  char tmp[2 + 2 * sizeof(uintptr_t)];
-  int n = 0;
-  do {
-    tmp[n++] = "0123456789abcdef"[v & 15];
-    v >>= 4;
-  } while (v);
-  at = put(buf, at, cap, "0x");
-  while (n > 0 && at + 1 < cap) buf[at++] = tmp[--n];
-  return at;
-}
-
-static size_t put_dec(char *buf, size_t at, size_t cap, unsigned long v) {
-  char tmp[24];
-  int n = 0;
-  do {
-    tmp[n++] = (char)('0' + v % 10);
-    v /= 10;
-  } while (v);
-  while (n > 0 && at + 1 < cap) buf[at++] = tmp[--n];
-  return at;
-}
-
-static void emit(const char *buf, size_t len) {
-  while (len > 0) {
-    ssize_t w = write(STDERR_FILENO, buf, len);
-    if (w <= 0) return;
-    buf += w;
-    len -= (size_t)w;
-  }
-}
-
-static _Noreturn void die(void) {
+static _Noreturn void die(ta_out_t *o) {
+  ta_out_finish(o);
   abort();
 }
 
 void ta_fatal_ptr(const char *func, const char *what, const void *p) {
   char buf[256];
-  size_t n = put(buf, 0, sizeof buf, "tamalloc: ");
-  n = put(buf, n, sizeof buf, func);
-  n = put(buf, n, sizeof buf, "(): ");
-  n = put(buf, n, sizeof buf, what);
-  n = put(buf, n, sizeof buf, " ");
-  n = put_hex(buf, n, sizeof buf, (uintptr_t)p);
-  n = put(buf, n, sizeof buf, "\n");
-  emit(buf, n);
-  die();
+  ta_out_t o = {.buf = buf, .cap = sizeof buf, .flush = ta_out_fd_flush, .ctx = TA_STDERR};
+  ta_out_str(&o, "tamalloc: ");
+  ta_out_str(&o, func);
+  ta_out_str(&o, "(): ");
+  ta_out_str(&o, what);
+  ta_out_str(&o, " ");
+  ta_out_hex(&o, (uintptr_t)p);
+  ta_out_str(&o, "\n");
+  die(&o);
 }
 
 void ta_fatal(const char *msg) {
   char buf[256];
-  size_t n = put(buf, 0, sizeof buf, "tamalloc: ");
-  n = put(buf, n, sizeof buf, msg);
-  n = put(buf, n, sizeof buf, "\n");
-  emit(buf, n);
-  die();
+  ta_out_t o = {.buf = buf, .cap = sizeof buf, .flush = ta_out_fd_flush, .ctx = TA_STDERR};
+  ta_out_str(&o, "tamalloc: ");
+  ta_out_str(&o, msg);
+  ta_out_str(&o, "\n");
+  die(&o);
 }
 
 void ta_fatal_assert(const char *file, int line, const char *expr) {
   char buf[512];
-  size_t n = put(buf, 0, sizeof buf, "tamalloc: internal check failed at ");
-  n = put(buf, n, sizeof buf, file);
-  n = put(buf, n, sizeof buf, ":");
-  n = put_dec(buf, n, sizeof buf, (unsigned long)line);
-  n = put(buf, n, sizeof buf, ": ");
-  n = put(buf, n, sizeof buf, expr);
-  n = put(buf, n, sizeof buf, "\n");
-  emit(buf, n);
-  die();
+  ta_out_t o = {.buf = buf, .cap = sizeof buf, .flush = ta_out_fd_flush, .ctx = TA_STDERR};
+  ta_out_str(&o, "tamalloc: internal check failed at ");
+  ta_out_str(&o, file);
+  ta_out_str(&o, ":");
+  ta_out_i(&o, line);
+  ta_out_str(&o, ": ");
+  ta_out_str(&o, expr);
+  ta_out_str(&o, "\n");
+  die(&o);
 }
 
 void ta_warn(const char *msg1, const char *msg2, const char *msg3) {
   char buf[512];
-  size_t n = put(buf, 0, sizeof buf, "tamalloc: warning: ");
-  n = put(buf, n, sizeof buf, msg1 ? msg1 : "");
-  n = put(buf, n, sizeof buf, msg2 ? msg2 : "");
-  n = put(buf, n, sizeof buf, msg3 ? msg3 : "");
-  n = put(buf, n, sizeof buf, "\n");
-  emit(buf, n);
+  ta_out_t o = {.buf = buf, .cap = sizeof buf, .flush = ta_out_fd_flush, .ctx = TA_STDERR};
+  ta_out_str(&o, "tamalloc: warning: ");
+  ta_out_str(&o, msg1 ? msg1 : "");
+  ta_out_str(&o, msg2 ? msg2 : "");
+  ta_out_str(&o, msg3 ? msg3 : "");
+  ta_out_str(&o, "\n");
+  ta_out_finish(&o);
 }

@@ -126,7 +126,7 @@ void *ta_large_alloc(size_t size, size_t align, bool reuse, bool *fresh) {
   if (size > TA_MAX_REQUEST || align > TA_MAX_REQUEST) return NULL;
   size_t map_size = ta_align_up(size + offset, TA_PAGE);
   char *base = NULL;
-  if (reuse && offset == 16 && cache_n > 0) {
+  if (reuse && offset == 16) {
     ta_lock(&large_lock);
     base = cache_take(map_size, &map_size);
     ta_unlock(&large_lock);

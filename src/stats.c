@@ -154,8 +154,18 @@ static void walk_one(ta_arena_t *arena, void *ctx) {
   if (w->each_arena) w->each_arena(&a, w->ctx);
 }
 
+/* Pooled arenas have no owner to collect what other threads freed into them: collect it here, as
+ * their owner for the moment, so those blocks stop counting as live. (Bound arenas' owners collect
+ * their own; until they do, a block another thread freed a moment ago still counts.) */
+static void collect_pooled(ta_arena_t *arena, void *ctx) {
+  (void)ctx;
+  ta_trim_pages(arena, false);
+}
+
 static void walk(walk_t *w) {
   ta_init();
+  ta_arena_foreach_pooled(collect_pooled, NULL);
+  ta_arena_with_shared(collect_pooled, NULL);
   ta_arena_foreach(walk_one, w);
 }
 
