@@ -104,13 +104,19 @@ static void freed_ring_forget(uintptr_t key) {
 /* A retained mapping serves a request that needs at most a quarter less. */
 static bool cache_fits(size_t have, size_t need) { return have >= need && have <= need + need / 4; }
 
-/* large_lock held: take a retained mapping that fits `need` bytes. */
+/* large_lock held: take the retained mapping that best serves `need` bytes: the smallest that is
+ * large enough, else the largest (the caller resizes it; its resident pages are reused either way). */
 static char *cache_take(size_t need, size_t *size) {
   int best = -1;
-  for (unsigned i = 0; i < cache_n; i++)
-    if (cache_fits(cache[i].size, need) &&
-        (best < 0 || cache[i].size < cache[best].size))
+  for (unsigned i = 0; i < cache_n; i++) {
+    if (best < 0) {
       best = (int)i;
+      continue;
+    }
+    size_t have = cache[i].size, cur = cache[best].size;
+    bool better = have >= need ? (cur < need || have < cur) : (cur < need && have > cur);
+    if (better) best = (int)i;
+  }
   if (best < 0) return NULL;
   char *base = cache[best].base;
   *size = cache[best].size;
@@ -127,9 +133,18 @@ void *ta_large_alloc(size_t size, size_t align, bool reuse, bool *fresh) {
   size_t map_size = ta_align_up(size + offset, TA_PAGE);
   char *base = NULL;
   if (reuse && offset == 16) {
+    size_t have = 0;
     ta_lock(&large_lock);
-    base = cache_take(map_size, &map_size);
+    base = cache_take(map_size, &have);
     ta_unlock(&large_lock);
+    if (base != NULL && !cache_fits(have, map_size)) {
+      /* Too big: give the excess back; too small: grow it (mremap keeps what is resident). */
+      char *moved = ta_os_remap(base, have, map_size);
+      if (moved == NULL) ta_os_unmap(base, have);
+      base = moved;
+      have = map_size;
+    }
+    if (base != NULL) map_size = have;
     *fresh = base == NULL;
   }
   if (base != NULL) {
