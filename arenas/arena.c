@@ -6,12 +6,15 @@
  * bump allocator arenas are carved from. Arenas are never freed, so a pointer to one stays valid for
  * other threads that push remote frees onto it. */
 #include <errno.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #include <string.h>
 
 #include "config.h"
 #include "init.h"
 #include "os.h"
 #include "page.h"
+#include "trim.h"
 
 ta_page_t ta_page_empty; /* all zero: no free block, so the fast path always misses on it */
 ta_arena_t ta_arena_empty = {.current = {[0 ... TA_CLASSES - 1] = &ta_page_empty}};
@@ -39,17 +42,19 @@ static ta_lock_t shared_lock = TA_LOCK_INIT;
 static ta_arena_t *shared_arena; /* shared_lock */
 
 /* For fork: every lock of this file and every arena's seg_lock, in the documented order. */
-void ta_arena_lock_all(void) {
-  ta_lock(&shared_lock);
-  ta_lock(&pool_lock);
-  ta_lock(&meta_lock);
-  for (ta_arena_t *a = all_arenas; a != NULL; a = a->all_next) ta_lock(&a->seg_lock);
-}
-void ta_arena_unlock_all(void) {
-  for (ta_arena_t *a = all_arenas; a != NULL; a = a->all_next) ta_unlock(&a->seg_lock);
-  ta_unlock(&meta_lock);
-  ta_unlock(&pool_lock);
-  ta_unlock(&shared_lock);
+void ta_arena_fork(ta_fork_phase_t phase) {
+  static bool shared_taken, pool_taken, meta_taken;
+  if (phase == TA_FORK_PREPARE) {
+    ta_fork_one(&shared_lock, &shared_taken, phase);
+    ta_fork_one(&pool_lock, &pool_taken, phase);
+    ta_fork_one(&meta_lock, &meta_taken, phase);
+    for (ta_arena_t *a = all_arenas; a != NULL; a = a->all_next) ta_fork_one(&a->seg_lock, &a->fork_taken, phase);
+    return;
+  }
+  for (ta_arena_t *a = all_arenas; a != NULL; a = a->all_next) ta_fork_one(&a->seg_lock, &a->fork_taken, phase);
+  ta_fork_one(&meta_lock, &meta_taken, phase);
+  ta_fork_one(&pool_lock, &pool_taken, phase);
+  ta_fork_one(&shared_lock, &shared_taken, phase);
 }
 
 size_t ta_arena_count(void) { return atomic_load_explicit(&arena_count, memory_order_relaxed); }
@@ -79,7 +84,7 @@ static ta_arena_t *arena_new(uint8_t state) {
   ta_arena_t *arena = meta_alloc(sizeof(ta_arena_t));
   if (arena == NULL) return NULL;
   for (unsigned c = 0; c < TA_CLASSES; c++) arena->current[c] = &ta_page_empty;
-  pthread_mutex_init(&arena->seg_lock, NULL);
+  arena->seg_lock = (ta_lock_t)TA_LOCK_INIT;
   arena->id = (unsigned)atomic_fetch_add_explicit(&arena_count, 1, memory_order_relaxed);
   arena->use_brk = !brk_arena_made;
   arena->state = state;
@@ -89,9 +94,59 @@ static ta_arena_t *arena_new(uint8_t state) {
   return arena;
 }
 
-/* An arena for a thread to own: adopted from the pool, or new. NULL when TAMALLOC_ARENA_MAX says
- * the thread must share (the last arena the cap allows is the shared one), or without memory
- * (*out_of_memory set). */
+static int self_tid(void) {
+  static __thread int tid __attribute__((tls_model("initial-exec")));
+  if (tid == 0) tid = (int)syscall(SYS_gettid);
+  return tid;
+}
+
+/* A thread whose first allocation comes from a TLS destructor in glibc's last round of them binds
+ * an arena that its exit hook will never hand back (the round that would call it never comes).
+ * Such arenas are found later: their owner thread no longer exists. A few candidates are checked
+ * each time a new arena would otherwise be made, from a cursor that walks the list of all arenas,
+ * so the cost stays a handful of tgkill(…, 0) probes however many threads there are. A reused
+ * thread id only hides a dead owner for a while; it never makes a live one look dead. */
+#define TA_RECLAIM_PROBES 8
+static ta_arena_t *reclaim_cursor; /* pool_lock */
+
+static ta_arena_t *arena_reclaim(void) {
+  ta_arena_t *cand[TA_RECLAIM_PROBES];
+  int tids[TA_RECLAIM_PROBES];
+  unsigned n = 0;
+  int self = self_tid();
+  ta_lock(&pool_lock);
+  ta_arena_t *a = reclaim_cursor ? reclaim_cursor : all_arenas;
+  for (unsigned seen = 0; a != NULL && seen < TA_RECLAIM_PROBES * 4 && n < TA_RECLAIM_PROBES; seen++) {
+    if (a->state == TA_ARENA_BOUND && a->owner_tid != 0 && a->owner_tid != self) {
+      cand[n] = a;
+      tids[n++] = a->owner_tid;
+    }
+    a = a->all_next;
+  }
+  reclaim_cursor = a;
+  ta_unlock(&pool_lock);
+  /* Probe with no lock held. */
+  int saved = errno;
+  pid_t pid = getpid();
+  int dead = -1;
+  for (unsigned i = 0; i < n && dead < 0; i++)
+    if (syscall(SYS_tgkill, pid, tids[i], 0) != 0 && errno == ESRCH) dead = (int)i;
+  errno = saved;
+  if (dead < 0) return NULL;
+  ta_arena_t *arena = cand[dead];
+  ta_lock(&pool_lock);
+  bool ours = arena->state == TA_ARENA_BOUND && arena->owner_tid == tids[dead];
+  if (ours) {
+    arena->owner_tid = self;
+    atomic_fetch_add_explicit(&ta_arena_adoptions, 1, memory_order_relaxed);
+  }
+  ta_unlock(&pool_lock);
+  return ours ? arena : NULL;
+}
+
+/* An arena for a thread to own: adopted from the pool, reclaimed from a dead thread, or new. NULL
+ * when TAMALLOC_ARENA_MAX says the thread must share (the last arena the cap allows is the shared
+ * one), or without memory (*out_of_memory set). */
 static ta_arena_t *arena_acquire(bool *out_of_memory) {
   *out_of_memory = false;
   ta_lock(&pool_lock);
@@ -100,13 +155,19 @@ static ta_arena_t *arena_acquire(bool *out_of_memory) {
     pool = arena->pool_next;
     arena->pool_next = NULL;
     arena->state = TA_ARENA_BOUND;
+    arena->owner_tid = self_tid();
     atomic_fetch_add_explicit(&ta_arena_adoptions, 1, memory_order_relaxed);
-  } else {
-    size_t cap = atomic_load_explicit(&ta_config.arena_max, memory_order_relaxed);
-    if (cap == 0 || atomic_load_explicit(&arena_count, memory_order_relaxed) + 1 < cap) {
-      arena = arena_new(TA_ARENA_BOUND);
-      *out_of_memory = arena == NULL;
-    }
+  }
+  ta_unlock(&pool_lock);
+  if (arena != NULL) return arena;
+  arena = arena_reclaim();
+  if (arena != NULL) return arena;
+  ta_lock(&pool_lock);
+  size_t cap = atomic_load_explicit(&ta_config.arena_max, memory_order_relaxed);
+  if (cap == 0 || atomic_load_explicit(&arena_count, memory_order_relaxed) + 1 < cap) {
+    arena = arena_new(TA_ARENA_BOUND);
+    *out_of_memory = arena == NULL;
+    if (arena != NULL) arena->owner_tid = self_tid();
   }
   ta_unlock(&pool_lock);
   return arena;
@@ -115,6 +176,7 @@ static ta_arena_t *arena_acquire(bool *out_of_memory) {
 static void arena_release(ta_arena_t *arena) {
   ta_lock(&pool_lock);
   arena->state = TA_ARENA_POOLED;
+  arena->owner_tid = 0;
   arena->pool_next = pool;
   pool = arena;
   ta_unlock(&pool_lock);
@@ -198,6 +260,7 @@ static TA_NOINLINE void *malloc_unbound(size_t cls) {
 }
 
 void *ta_arena_malloc_slow(ta_arena_t *arena, size_t cls) {
+  if (ta_unlikely(atomic_load_explicit(&ta_trim_bg_wanted, memory_order_relaxed))) ta_trim_start_wanted();
   if (ta_unlikely(arena == &ta_arena_empty)) {
     ta_init();
     if (tls_exiting || tls_shared) {

@@ -25,6 +25,8 @@ struct ta_arena_s {
   unsigned id;                    /* creation number, 0 for the first */
   bool use_brk;                   /* owner: grows segments with brk while brk is usable */
   uint8_t state;                  /* pool_lock: TA_ARENA_BOUND, _POOLED or _SHARED */
+  bool fork_taken;                /* fork handlers: whether they took seg_lock */
+  int owner_tid;                  /* pool_lock: kernel thread id of the owner while bound */
   ta_arena_t *pool_next;          /* pool lock: next abandoned arena */
   ta_arena_t *all_next;           /* arena list lock: every arena ever made */
 };
@@ -88,6 +90,13 @@ TA_INLINE ta_page_t *ta_arena_page_checked(const void *p) {
   if (ta_unlikely(off >= atomic_load_explicit(&page->carved, memory_order_relaxed) || ((off * page->recip) << (64 - TA_RECIP_SHIFT)) >= page->recip_hi))
     return NULL;
   return page;
+}
+
+/* p was rejected by ta_arena_page_checked: was it a block of the span that last held its unit? */
+TA_INLINE bool ta_arena_was_block(const void *p) {
+  const ta_page_t *page = ta_seg_page_of(ta_seg_of(p), p);
+  uintptr_t off = (uintptr_t)p - page->start;
+  return page->retired_size != 0 && off < (size_t)page->units * TA_UNIT_SIZE && off % page->retired_size == 0;
 }
 
 /* The free fast path for the owner: push on the local list. Every rare case leaves through a tail

@@ -54,6 +54,7 @@ void ta_page_init(ta_page_t *page, ta_arena_t *arena, unsigned cls, unsigned uni
   page->cls = (uint8_t)cls;
   page->units = (uint8_t)units;
   page->in_full = 0;
+  page->retired_size = 0;
   page->next = page->prev = NULL;
 }
 

@@ -15,14 +15,19 @@
 uint8_t ta_segmap[TA_SEGMAP_SLOTS];
 
 static ta_lock_t brk_lock = TA_LOCK_INIT;
-static uintptr_t brk_end;   /* brk_lock: where tamalloc last left the break; 0 before first use */
+/* Where tamalloc last left the break; 0 before first use. Written under brk_lock; read without it
+ * by ta_seg_is_brk_top, so that a seg_lock holder never waits for brk_lock (a thread interrupted by
+ * a signal while it holds brk_lock must not be able to deadlock a fork from that handler). */
+static _Atomic uintptr_t brk_end;
 static bool brk_unusable;   /* brk_lock: brk failed or someone else moved the break */
 static _Atomic size_t seg_live;     /* segments mapped now */
 static _Atomic size_t seg_live_brk; /* of which on the brk heap */
 _Atomic size_t ta_segment_grows;    /* segments obtained from the OS so far */
 
-void ta_seg_lock_brk(void) { ta_lock(&brk_lock); }
-void ta_seg_unlock_brk(void) { ta_unlock(&brk_lock); }
+void ta_seg_fork(ta_fork_phase_t phase) {
+  static bool taken;
+  ta_fork_one(&brk_lock, &taken, phase);
+}
 
 void ta_segmap_set(ta_segment_t *seg, bool live) {
   __atomic_store_n(&ta_segmap[(uintptr_t)seg >> TA_SEGMENT_SHIFT], (uint8_t)live, __ATOMIC_RELAXED);
@@ -38,7 +43,8 @@ size_t ta_seg_count(size_t *brk_count) {
 static bool brk_still_ours(void) {
   if (brk_unusable) return false;
   uintptr_t cur = (uintptr_t)ta_os_brk_current();
-  if (cur == 0 || (brk_end != 0 && cur != brk_end)) brk_unusable = true;
+  uintptr_t end = atomic_load_explicit(&brk_end, memory_order_relaxed);
+  if (cur == 0 || (end != 0 && cur != end)) brk_unusable = true;
   return !brk_unusable;
 }
 
@@ -50,7 +56,7 @@ static void *seg_brk_grow(void) {
     uintptr_t cur = (uintptr_t)ta_os_brk_current();
     uintptr_t start = (cur + TA_SEGMENT_SIZE - 1) & ~(uintptr_t)(TA_SEGMENT_SIZE - 1);
     if (start + TA_SEGMENT_SIZE > start && ta_os_brk_set((void *)(start + TA_SEGMENT_SIZE))) {
-      brk_end = start + TA_SEGMENT_SIZE;
+      atomic_store_explicit(&brk_end, start + TA_SEGMENT_SIZE, memory_order_relaxed);
       res = (void *)start;
     } else {
       brk_unusable = true;
@@ -64,8 +70,9 @@ static void *seg_brk_grow(void) {
 static bool brk_move(uintptr_t old_end, uintptr_t new_end) {
   bool done = false;
   ta_lock(&brk_lock);
-  if (brk_still_ours() && brk_end == old_end && ta_os_brk_set((void *)new_end)) {
-    brk_end = new_end;
+  if (brk_still_ours() && atomic_load_explicit(&brk_end, memory_order_relaxed) == old_end &&
+      ta_os_brk_set((void *)new_end)) {
+    atomic_store_explicit(&brk_end, new_end, memory_order_relaxed);
     done = true;
   }
   ta_unlock(&brk_lock);
@@ -76,10 +83,8 @@ bool ta_seg_brk_cut(uintptr_t old_end, uintptr_t new_end) { return brk_move(old_
 
 bool ta_seg_is_brk_top(const ta_segment_t *seg) {
   if (seg->origin != TA_SEG_BRK) return false;
-  ta_lock(&brk_lock);
-  bool top = (uintptr_t)seg + (size_t)seg->mapped_units * TA_UNIT_SIZE == brk_end;
-  ta_unlock(&brk_lock);
-  return top;
+  return (uintptr_t)seg + (size_t)seg->mapped_units * TA_UNIT_SIZE ==
+         atomic_load_explicit(&brk_end, memory_order_relaxed);
 }
 
 /* An arena keeps its segments on two lists: `segments` holds those that may have free units (the
@@ -154,7 +159,7 @@ static ta_segment_t *seg_new(ta_arena_t *arena) {
   seg->origin = origin;
   seg->mapped_units = TA_UNITS;
   atomic_fetch_add_explicit(&seg_live, 1, memory_order_relaxed);
-  atomic_fetch_add_explicit(&ta_segment_grows, 1, memory_order_relaxed);
+  if (atomic_fetch_add_explicit(&ta_segment_grows, 1, memory_order_relaxed) >= 1) ta_trim_wake();
   if (origin == TA_SEG_BRK) atomic_fetch_add_explicit(&seg_live_brk, 1, memory_order_relaxed);
   ta_segmap_set(seg, true);
   return seg;
@@ -258,9 +263,9 @@ void ta_seg_span_free(ta_page_t *page, uint32_t now) {
   unsigned units = page->units;
   ta_assert(head > 0 && seg->unit_span[head] == head * sizeof(ta_page_t));
   uint64_t bits = (((uint64_t)1 << units) - 1) << head;
-  /* Unit ownership (unit_span, the descriptor) is the owner's: cleared before the units are
-   * published as free under the lock. */
-  for (unsigned u = head; u < head + units; u++) seg->unit_span[u] = 0;
+  /* The descriptor is the owner's: retired (nothing carved, so every pointer into the span is now
+   * rejected) before the units are published as free under the lock. unit_span keeps naming it. */
+  page->retired_size = page->block_size;
   page->block_size = 0;
   page->capacity = 0;
   atomic_store_explicit(&page->carved, 0, memory_order_relaxed);

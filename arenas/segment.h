@@ -10,9 +10,10 @@
  *  - A segment is TA_UNITS (64) units of 64 KiB. Unit 0 holds the header below; each other unit is
  *    free or belongs to one span (1..16 units) that holds blocks of one size class. unit_span[u] is
  *    the byte offset, from pages[0], of the descriptor of the span holding unit u: its first unit's.
- *    For free units it is 0, naming pages[0] (the header's unit, never live: capacity 0), so a stale
- *    or foreign pointer always meets a page that rejects it. A byte offset rather than an index
- *    spares the free path a multiplication.
+ *    A free unit keeps naming the descriptor of the span it last belonged to, now retired (nothing
+ *    carved: it rejects every pointer, but remembers its block size, so a second free of one of its
+ *    blocks is named a double free), or pages[0] (the header's, never live) if it never belonged to
+ *    one. A byte offset rather than an index spares the free path a multiplication.
  *  - Pointers outside every segment are either large blocks, found in the registry of src/large.c,
  *    or not ours at all.
  *
@@ -80,6 +81,7 @@ struct ta_page_s {
   uint8_t cls;             /* size class */
   uint8_t units;           /* span length in units */
   uint8_t in_full;         /* owner: 1 while parked full (in no bin list) */
+  uint32_t retired_size;   /* owner: block size before the span was retired, 0 while live */
   ta_page_t *next;         /* owner: bin list */
   ta_page_t *prev;         /* owner: bin list */
 };
@@ -93,7 +95,8 @@ struct ta_page_s {
 typedef enum { TA_SEG_MMAP = 1, TA_SEG_BRK = 2 } ta_seg_origin_t;
 
 /* Invariants: free_units has bit u set  <=>  unit u is in no span and not being purged;
- * a unit in a span has unit_span[u] naming the span's page, a unit in none has unit_span[u] == 0;
+ * a unit in a span has unit_span[u] naming the span's page; the page a free unit's unit_span names
+ * has carved == 0;
  * dirty_units is a subset of free_units; units at or above mapped_units are neither in a span nor
  * free (the brk top segment gives them back to the OS when its free tail passes the trim threshold);
  * an empty segment has free_units == units_below(mapped_units) & ~1. */

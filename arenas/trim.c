@@ -30,7 +30,13 @@
 
 static _Atomic size_t purged_bytes; /* bytes given back so far */
 static _Atomic size_t purge_calls;  /* release operations (madvise, munmap, brk) so far */
-static _Atomic int bg_state;        /* 0 not started, 1 running, 2 failed or disabled */
+static _Atomic int bg_state;        /* 0 not started, 1 running, 2 failed */
+/* Set when there is memory worth purging on schedule (a second segment, a retained mapping). The
+ * thread is started at the top of the next malloc slow path, where the calling thread holds no lock
+ * and its arena is between operations: pthread_create allocates, and that allocation re-enters
+ * tamalloc. Starting it from a free path instead would hand a just-freed span straight to
+ * pthread_create's own allocations and hide a double free of that span's block. */
+_Atomic bool ta_trim_bg_wanted;
 
 void ta_trim_totals(size_t *bytes, size_t *calls) {
   *bytes = atomic_load_explicit(&purged_bytes, memory_order_relaxed);
@@ -264,8 +270,11 @@ static void bg_start(void) {
   pthread_sigmask(SIG_SETMASK, &old, NULL);
 }
 
-void ta_trim_wake(void) {
-  if (ta_unlikely(atomic_load_explicit(&bg_state, memory_order_relaxed) == 0) &&
+void ta_trim_wake(void) { atomic_store_explicit(&ta_trim_bg_wanted, true, memory_order_relaxed); }
+
+void ta_trim_start_wanted(void) {
+  atomic_store_explicit(&ta_trim_bg_wanted, false, memory_order_relaxed);
+  if (atomic_load_explicit(&bg_state, memory_order_relaxed) == 0 &&
       atomic_load_explicit(&ta_config.decay_ms, memory_order_relaxed) > 0)
     bg_start();
 }
@@ -279,7 +288,6 @@ void ta_trim_after_span_free(ta_arena_t *arena, uint32_t now) {
     arena->last_trim = now;
     ta_trim_arena(arena, now, false, atomic_load_explicit(&ta_config.top_pad, memory_order_relaxed));
   }
-  if (ta_unlikely(atomic_load_explicit(&bg_state, memory_order_relaxed) == 0) && decay > 0) bg_start();
 }
 
 static void arena_force(ta_arena_t *arena, void *ctx) {

@@ -33,8 +33,11 @@ size_t ta_trim_pages(ta_arena_t *arena, bool deep);
  * thread when it is first needed. */
 void ta_trim_after_span_free(ta_arena_t *arena, uint32_t now);
 
-/* After a large block was retained: make sure the schedule will release it. */
+/* There is memory the schedule should release: have the background thread started (at the next
+ * malloc slow path, ta_trim_start_wanted). */
 void ta_trim_wake(void);
+extern _Atomic bool ta_trim_bg_wanted;
+void ta_trim_start_wanted(void);
 
 /* One scheduled pass over every arena (what the background thread runs). */
 void ta_trim_run_pass(void);

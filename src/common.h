@@ -41,11 +41,37 @@
 #define ta_assert(cond) ta_assert_tier(1, cond)
 #define ta_assert_internal(cond) ta_assert_tier(2, cond)
 
-/* A lock: glibc mutexes need no allocation and are fork-handler friendly. */
+/* A lock: a glibc mutex (no allocation), error-checking so that a thread that takes a lock it
+ * already holds is told so instead of deadlocking: that means tamalloc was re-entered from a signal
+ * handler, and ta_lock says so. The fork handlers must survive one legitimate form of it, fork()
+ * from a handler that interrupted tamalloc (perhaps halfway through taking a lock): they take each
+ * lock with trylock for a bounded time and leave one they cannot get, which the child
+ * re-initialises. */
 typedef pthread_mutex_t ta_lock_t;
-#define TA_LOCK_INIT PTHREAD_MUTEX_INITIALIZER
-#define ta_lock(l) pthread_mutex_lock(l)
+#define TA_LOCK_INIT PTHREAD_ERRORCHECK_MUTEX_INITIALIZER_NP
+void ta_lock(ta_lock_t *l);
 #define ta_unlock(l) pthread_mutex_unlock(l)
+
+/* Fork handlers. ta_fork_lock: true if it took the lock (src/error.c). */
+typedef enum { TA_FORK_PREPARE, TA_FORK_PARENT, TA_FORK_CHILD } ta_fork_phase_t;
+bool ta_fork_lock(ta_lock_t *l);
+static inline void ta_fork_unlock(ta_lock_t *l, bool taken, ta_fork_phase_t phase) {
+  if (phase == TA_FORK_CHILD) {
+    /* The child's thread has a new id, so an error-checking mutex taken before fork cannot be
+     * unlocked by it: start afresh (nothing else runs in the child yet). */
+    ta_lock_t fresh = TA_LOCK_INIT;
+    *l = fresh;
+  } else if (taken) {
+    pthread_mutex_unlock(l);
+  }
+}
+/* One call per phase for all of a module's locks, in the documented order (src/init.c). */
+static inline void ta_fork_one(ta_lock_t *l, bool *taken, ta_fork_phase_t phase) {
+  if (phase == TA_FORK_PREPARE)
+    *taken = ta_fork_lock(l);
+  else
+    ta_fork_unlock(l, *taken, phase);
+}
 
 static inline size_t ta_align_up(size_t n, size_t a) { return (n + a - 1) & ~(a - 1); }
 static inline bool ta_is_pow2(size_t x) { return x != 0 && (x & (x - 1)) == 0; }

@@ -1,6 +1,9 @@
 /* Fatal errors and warnings. Messages are built with format.c into stack buffers and written with
  * write(2): this must work when the heap is corrupt, inside a signal handler, and before stdio exists. */
+#include <sched.h>
 #include <stdlib.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "common.h"
 #include "format.h"
@@ -10,6 +13,29 @@
 static _Noreturn void die(ta_out_t *o) {
   ta_out_finish(o);
   abort();
+}
+
+void ta_lock(ta_lock_t *l) {
+  if (ta_unlikely(pthread_mutex_lock(l) != 0))
+    ta_fatal("a lock was taken twice by one thread: was malloc called from a signal handler?");
+}
+
+/* Take l for fork, unless the forking thread itself holds it: fork() from a signal handler that
+ * interrupted tamalloc. glibc's mutex records its owner's thread id (__data.__owner) right after
+ * taking the lock word, so a lock whose owner is this thread, or that stays taken with no owner
+ * recorded (interrupted between the two steps), is this thread's: leave it (the child re-initialises
+ * it). A lock another thread holds is waited for; those holders never wait for a lock the forking
+ * thread could hold across a signal (see the lock order in src/init.c). */
+bool ta_fork_lock(ta_lock_t *l) {
+  int self = (int)syscall(SYS_gettid);
+  for (unsigned spins = 0;; spins++) {
+    if (pthread_mutex_trylock(l) == 0) return true;
+    int owner = __atomic_load_n(&l->__data.__owner, __ATOMIC_RELAXED);
+    if (owner == self) return false;
+    if (owner != 0) return pthread_mutex_lock(l) == 0;
+    if (spins > 200) return false;
+    sched_yield();
+  }
 }
 
 void ta_fatal_ptr(const char *func, const char *what, const void *p) {

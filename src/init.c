@@ -9,7 +9,7 @@
  *   3. seg_lock    (one per arena)    an arena's segment list and unit masks; a thread holds at
  *                                     most one, except the fork handler, which takes them all in
  *                                     the order of the list of all arenas
- *   4. brk_lock    (arenas/segment.c) the program break
+ *   4. brk_lock    (arenas/segment.c) the program break; never taken while a seg_lock is held
  *   5. large_lock  (src/large.c)      the registry of large blocks
  * The fork handlers take all of them in this order before fork and release them after it, in the
  * parent and in the child, so the child of a multithreaded program can allocate. */
@@ -29,19 +29,21 @@ _Atomic int ta_init_state;
 static __thread bool tls_initialising __attribute__((tls_model("initial-exec")));
 
 static void fork_prepare(void) {
-  ta_arena_lock_all();
-  ta_seg_lock_brk();
-  ta_large_lock();
+  ta_arena_fork(TA_FORK_PREPARE);
+  ta_seg_fork(TA_FORK_PREPARE);
+  ta_large_fork(TA_FORK_PREPARE);
 }
 
 static void fork_parent(void) {
-  ta_large_unlock();
-  ta_seg_unlock_brk();
-  ta_arena_unlock_all();
+  ta_large_fork(TA_FORK_PARENT);
+  ta_seg_fork(TA_FORK_PARENT);
+  ta_arena_fork(TA_FORK_PARENT);
 }
 
 static void fork_child(void) {
-  fork_parent();
+  ta_large_fork(TA_FORK_CHILD);
+  ta_seg_fork(TA_FORK_CHILD);
+  ta_arena_fork(TA_FORK_CHILD);
   ta_trim_fork_child();
 }
 

@@ -18,13 +18,10 @@ TA_INLINE void ta_init(void) {
 }
 
 /* Locks of the other modules, for the fork handlers (each takes its module's locks in order). */
-void ta_arena_lock_all(void);
-void ta_arena_unlock_all(void);
+void ta_arena_fork(ta_fork_phase_t phase);
 void ta_arena_thread_exit(void *arena);
-void ta_seg_lock_brk(void);
-void ta_seg_unlock_brk(void);
-void ta_large_lock(void);
-void ta_large_unlock(void);
+void ta_seg_fork(ta_fork_phase_t phase);
+void ta_large_fork(ta_fork_phase_t phase);
 void ta_config_init(void);
 
 #pragma GCC visibility pop

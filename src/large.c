@@ -41,8 +41,10 @@ static cache_entry_t cache[TA_CACHE_SLOTS]; /* large_lock: retained mappings, ca
 static unsigned cache_n;                    /* large_lock */
 static size_t cache_bytes;                  /* large_lock: their total length */
 
-void ta_large_lock(void) { ta_lock(&large_lock); }
-void ta_large_unlock(void) { ta_unlock(&large_lock); }
+void ta_large_fork(ta_fork_phase_t phase) {
+  static bool taken;
+  ta_fork_one(&large_lock, &taken, phase);
+}
 
 static uint32_t large_tag(const void *p) {
   return (uint32_t)(((uintptr_t)p ^ ta_secret) * 0x9e3779b97f4a7c15ull >> 32);
@@ -264,8 +266,8 @@ bool ta_large_free(void *p) {
 
 bool ta_large_size_matches(const void *p, size_t size, size_t align) {
   const ta_large_hdr_t *h = hdr_of(p);
+  (void)align; /* aligned mappings are trimmed to exactly the rounded size, like plain ones */
   if (size > h->map_size - h->map_offset) return false;
-  if (align > TA_PAGE) return true; /* over-mapped then trimmed: any size up to the usable one */
   return cache_fits(h->map_size, ta_align_up(size + h->map_offset, TA_PAGE));
 }
 

@@ -47,7 +47,8 @@ void *ta_router_malloc(size_t size) { return ta_route_malloc(size); }
 
 /* Not a block tamalloc handed out (or no longer one): say which, and stop. */
 void ta_router_bad_pointer(const char *func, const void *p) {
-  if (ta_large_recently_freed(p)) ta_fatal_ptr(func, "double free", p);
+  bool was_block = ta_segmap_has(p) ? ta_arena_was_block(p) : ta_large_recently_freed(p);
+  if (was_block) ta_fatal_ptr(func, "double free", p);
   ta_fatal_ptr(func, "invalid pointer", p);
 }
 
