@@ -16,6 +16,7 @@ int main(void) {
   size_t cap = 1 << 20, n = 0, total = 0;
   void **blocks = ta_malloc(cap * sizeof *blocks);
   CHECK(blocks != NULL);
+  memset(blocks, 0, cap * sizeof *blocks); /* the test's own bookkeeping, resident from the start */
   size_t before = rss_bytes();
   while (total < ((size_t)1 << 30)) {
     size_t sz = 64 + test_rng_below(&rng, 4096 - 64 + 1);
