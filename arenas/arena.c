@@ -36,6 +36,12 @@ static char *meta_next;          /* meta_lock: bump pointer into the current chu
 static char *meta_end;           /* meta_lock: end of that chunk */
 #define TA_META_CHUNK ((size_t)256 * 1024)
 
+static __thread int tls_tid __attribute__((tls_model("initial-exec"))); /* 0 until asked */
+static int self_tid(void) {
+  if (tls_tid == 0) tls_tid = (int)syscall(SYS_gettid);
+  return tls_tid;
+}
+
 /* The arena threads beyond TAMALLOC_ARENA_MAX share: used only with shared_lock held, by a thread
  * that points its TLS at it for the duration, so the ordinary paths apply unchanged. */
 static ta_lock_t shared_lock = TA_LOCK_INIT;
@@ -55,6 +61,18 @@ void ta_arena_fork(ta_fork_phase_t phase) {
   ta_fork_one(&meta_lock, &meta_taken, phase);
   ta_fork_one(&pool_lock, &pool_taken, phase);
   ta_fork_one(&shared_lock, &shared_taken, phase);
+  if (phase != TA_FORK_CHILD) return;
+  /* In the child only the forking thread exists, with a new id. The arenas of the other threads
+   * were in whatever state their owners had them in mid-operation: they are orphaned, never
+   * adopted or reclaimed (their blocks can still be freed into them, as remote frees). */
+  tls_tid = 0;
+  for (ta_arena_t *a = all_arenas; a != NULL; a = a->all_next) {
+    if (a->state != TA_ARENA_BOUND) continue;
+    if (a == ta_tls_arena)
+      a->owner_tid = self_tid();
+    else
+      a->state = TA_ARENA_ORPHANED;
+  }
 }
 
 size_t ta_arena_count(void) { return atomic_load_explicit(&arena_count, memory_order_relaxed); }
@@ -94,11 +112,6 @@ static ta_arena_t *arena_new(uint8_t state) {
   return arena;
 }
 
-static int self_tid(void) {
-  static __thread int tid __attribute__((tls_model("initial-exec")));
-  if (tid == 0) tid = (int)syscall(SYS_gettid);
-  return tid;
-}
 
 /* A thread whose first allocation comes from a TLS destructor in glibc's last round of them binds
  * an arena that its exit hook will never hand back (the round that would call it never comes).

@@ -24,14 +24,14 @@ struct ta_arena_s {
   uint32_t last_trim;             /* owner: trim clock of the owner's last purge pass */
   unsigned id;                    /* creation number, 0 for the first */
   bool use_brk;                   /* owner: grows segments with brk while brk is usable */
-  uint8_t state;                  /* pool_lock: TA_ARENA_BOUND, _POOLED or _SHARED */
+  uint8_t state;                  /* pool_lock: TA_ARENA_BOUND, _POOLED, _SHARED or _ORPHANED */
   bool fork_taken;                /* fork handlers: whether they took seg_lock */
   int owner_tid;                  /* pool_lock: kernel thread id of the owner while bound */
   ta_arena_t *pool_next;          /* pool lock: next abandoned arena */
   ta_arena_t *all_next;           /* arena list lock: every arena ever made */
 };
 
-enum { TA_ARENA_BOUND = 0, TA_ARENA_POOLED = 1, TA_ARENA_SHARED = 2 };
+enum { TA_ARENA_BOUND = 0, TA_ARENA_POOLED = 1, TA_ARENA_SHARED = 2, TA_ARENA_ORPHANED = 3 };
 
 extern ta_arena_t ta_arena_empty;
 /* Slow-path event counters (relaxed atomics), for stats. */

@@ -4,6 +4,10 @@ and build B's libtamalloc.so, interleaved (A B A B ...), CPU time (user+sys from
 medians, and the geometric mean of B/A. For the cost of a build option (hardening, statistics):
 
     benchmarks/ab-preload.py build/compare build/compare-nohard --reps 7 --scale 0.3
+
+or of a setting, with one build and an environment variable for side B:
+
+    benchmarks/ab-preload.py build/compare build/compare --env-b TAMALLOC_DECAY_MS=-1
 """
 import argparse
 import json
@@ -15,8 +19,8 @@ import sys
 import time
 
 
-def run(binary, preload, scale):
-    env = dict(os.environ, LD_PRELOAD=preload)
+def run(binary, preload, scale, extra):
+    env = dict(os.environ, LD_PRELOAD=preload, **extra)
     env.pop("MALLOC_PERTURB_", None)
     t0 = time.monotonic()
     proc = subprocess.Popen([binary, "--scale", str(scale)], env=env, stdout=subprocess.DEVNULL)
@@ -34,10 +38,13 @@ def main():
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--scale", type=float, default=0.3)
     ap.add_argument("--workloads", default="")
+    ap.add_argument("--env-a", action="append", default=[], help="NAME=VALUE for side A's runs")
+    ap.add_argument("--env-b", action="append", default=[], help="NAME=VALUE for side B's runs")
     args = ap.parse_args()
     manifest = json.load(open(os.path.join(args.build_a, "benchmarks", "manifest.json")))
     libs = [os.path.abspath(os.path.join(b, "libtamalloc.so")) for b in (args.build_a, args.build_b)]
     names = args.workloads.split(",") if args.workloads else manifest["workloads"]
+    envs = [dict(kv.split("=", 1) for kv in side) for side in (args.env_a, args.env_b)]
     print(f"| workload | A cpu s | B cpu s | B/A cpu | A wall s | B wall s | B/A wall |")
     print("|---|---:|---:|---:|---:|---:|---:|")
     logs = {"cpu": [], "wall": []}
@@ -46,7 +53,7 @@ def main():
         samples = {0: [], 1: []}
         for _ in range(args.reps):
             for side in (0, 1):
-                samples[side].append(run(binary, libs[side], args.scale))
+                samples[side].append(run(binary, libs[side], args.scale, envs[side]))
         med = [(statistics.median(c for c, _ in samples[s]), statistics.median(w for _, w in samples[s])) for s in (0, 1)]
         rc, rw = med[1][0] / med[0][0], med[1][1] / med[0][1]
         logs["cpu"].append(math.log(rc))

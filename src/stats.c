@@ -204,7 +204,10 @@ int ta_stats_class(unsigned cls, size_t *block_size, size_t *live_blocks, size_t
 }
 
 static const char *state_name(uint8_t state) {
-  return state == TA_ARENA_POOLED ? "pooled" : state == TA_ARENA_SHARED ? "shared" : "bound";
+  return state == TA_ARENA_POOLED     ? "pooled"
+         : state == TA_ARENA_SHARED   ? "shared"
+         : state == TA_ARENA_ORPHANED ? "orphaned"
+                                      : "bound";
 }
 
 /* "key": value pairs, the common shape of the reports. */
