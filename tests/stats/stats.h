@@ -443,7 +443,8 @@ static inline void ss_check_stats_json(int root, bool quiescent) {
     for (int b = js_nodes[arenas].first; b != a; b = js_nodes[b].next)
       CHECK_MSG(js_u64(b, "id") != id, "arenas[]: id %llu twice", id);
     int st = js_need(a, "state", JS_STRING);
-    CHECK_MSG(js_str_is(st, "bound") || js_str_is(st, "pooled") || js_str_is(st, "shared"),
+    CHECK_MSG(js_str_is(st, "bound") || js_str_is(st, "pooled") || js_str_is(st, "shared") ||
+                js_str_is(st, "orphaned"),
               "arenas[]: arena %llu has state \"%.*s\"", id, (int)js_nodes[st].text_len, js_nodes[st].text);
     a_segments += js_u64(a, "segments");
     a_bytes += js_u64(a, "live_bytes");
