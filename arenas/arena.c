@@ -54,10 +54,16 @@ void ta_arena_fork(ta_fork_phase_t phase) {
     ta_fork_one(&shared_lock, &shared_taken, phase);
     ta_fork_one(&pool_lock, &pool_taken, phase);
     ta_fork_one(&meta_lock, &meta_taken, phase);
-    for (ta_arena_t *a = all_arenas; a != NULL; a = a->all_next) ta_fork_one(&a->seg_lock, &a->fork_taken, phase);
+    for (ta_arena_t *a = all_arenas; a != NULL; a = a->all_next) {
+      ta_fork_one(&a->trim_lock, &a->fork_trim_taken, phase);
+      ta_fork_one(&a->seg_lock, &a->fork_taken, phase);
+    }
     return;
   }
-  for (ta_arena_t *a = all_arenas; a != NULL; a = a->all_next) ta_fork_one(&a->seg_lock, &a->fork_taken, phase);
+  for (ta_arena_t *a = all_arenas; a != NULL; a = a->all_next) {
+    ta_fork_one(&a->seg_lock, &a->fork_taken, phase);
+    ta_fork_one(&a->trim_lock, &a->fork_trim_taken, phase);
+  }
   ta_fork_one(&meta_lock, &meta_taken, phase);
   ta_fork_one(&pool_lock, &pool_taken, phase);
   ta_fork_one(&shared_lock, &shared_taken, phase);
@@ -103,6 +109,7 @@ static ta_arena_t *arena_new(uint8_t state) {
   if (arena == NULL) return NULL;
   for (unsigned c = 0; c < TA_CLASSES; c++) arena->current[c] = &ta_page_empty;
   arena->seg_lock = (ta_lock_t)TA_LOCK_INIT;
+  arena->trim_lock = (ta_lock_t)TA_LOCK_INIT;
   arena->id = (unsigned)atomic_fetch_add_explicit(&arena_count, 1, memory_order_relaxed);
   arena->use_brk = !brk_arena_made;
   arena->state = state;

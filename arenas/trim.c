@@ -130,6 +130,14 @@ static bool plan_segment(ta_arena_t *arena, ta_segment_t *seg, uint32_t now, lon
 size_t ta_trim_arena(ta_arena_t *arena, uint32_t now, bool force, size_t top_pad) {
   long decay = atomic_load_explicit(&ta_config.decay_ms, memory_order_relaxed);
   if (!force && decay < 0) return 0;
+  /* Passes over one arena run one at a time: a job holds units (or a whole unlinked segment) out of
+   * the masks between its planning and its return, and a second pass must not plan around that
+   * (seen: a segment released by one pass while another still had a job on it). A scheduled pass
+   * that finds another running just skips this arena. */
+  if (force)
+    ta_lock(&arena->trim_lock);
+  else if (pthread_mutex_trylock(&arena->trim_lock) != 0)
+    return 0;
   size_t released = 0;
   for (;;) {
     trim_job_t jobs[TA_TRIM_BATCH];
@@ -195,6 +203,7 @@ size_t ta_trim_arena(ta_arena_t *arena, uint32_t now, bool force, size_t top_pad
     ta_unlock(&arena->seg_lock);
     if (!more) break;
   }
+  ta_unlock(&arena->trim_lock);
   atomic_fetch_add_explicit(&purged_bytes, released, memory_order_relaxed);
   return released;
 }
@@ -290,9 +299,11 @@ void ta_trim_after_span_free(ta_arena_t *arena, uint32_t now) {
   }
 }
 
+/* Everything now. A pass releases the brk heap's top segment only (the one below becomes the top
+ * once the break has moved), so passes repeat while they release memory. */
 static void arena_force(ta_arena_t *arena, void *ctx) {
   size_t *acc = ctx;
-  acc[1] += ta_trim_arena(arena, 0, true, acc[0]);
+  for (size_t got; (got = ta_trim_arena(arena, 0, true, acc[0])) > 0;) acc[1] += got;
 }
 
 static void pooled_deep(ta_arena_t *arena, void *ctx) { *(size_t *)ctx += ta_trim_pages(arena, true); }

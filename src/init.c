@@ -6,7 +6,9 @@
  *                                     holder allocates, so every lock below may follow it
  *   1. pool_lock   (arenas/arena.c)   the arena pool and the list of all arenas
  *   2. meta_lock   (arenas/arena.c)   the bump allocator for arena structs
- *   3. seg_lock    (one per arena)    an arena's segment list and unit masks; a thread holds at
+ *   3. trim_lock   (one per arena)    one trim pass at a time over the arena; held across the pass's
+ *                                     syscalls (no allocation path takes it)
+ *   3b. seg_lock   (one per arena)    an arena's segment list and unit masks; a thread holds at
  *                                     most one, except the fork handler, which takes them all in
  *                                     the order of the list of all arenas
  *   4. brk_lock    (arenas/segment.c) the program break; never taken while a seg_lock is held
