@@ -300,10 +300,16 @@ void ta_trim_after_span_free(ta_arena_t *arena, uint32_t now) {
 }
 
 /* Everything now. A pass releases the brk heap's top segment only (the one below becomes the top
- * once the break has moved), so passes repeat while they release memory. */
+ * once the break has moved), so passes repeat while they give whole segments back. (Not merely
+ * while they release bytes: a segment whose munmap fails is purged instead, every pass.) */
 static void arena_force(ta_arena_t *arena, void *ctx) {
   size_t *acc = ctx;
-  for (size_t got; (got = ta_trim_arena(arena, 0, true, acc[0])) > 0;) acc[1] += got;
+  for (;;) {
+    size_t segments = ta_seg_count(NULL);
+    size_t got = ta_trim_arena(arena, 0, true, acc[0]);
+    acc[1] += got;
+    if (got == 0 || ta_seg_count(NULL) >= segments) break;
+  }
 }
 
 static void pooled_deep(ta_arena_t *arena, void *ctx) { *(size_t *)ctx += ta_trim_pages(arena, true); }
