@@ -15,36 +15,23 @@ static pthread_barrier_t all_alive, snapshot_taken;
 static st_mailbox_t mailbox[THREADS];
 static char buf[BIG];
 
+/* Mostly up to 1 KiB, one in eight across the whole range. */
+static size_t small_size(test_rng_t *r) {
+  return test_rng_below(r, 8) == 0 ? st_size(r) : tb_log_uniform(r, 0, 10);
+}
+
 static void *worker_main(void *arg) {
   unsigned me = (unsigned)(uintptr_t)arg;
   test_rng_t r = {seed + 131 * (me + 1)};
   st_block_t slots[SLOTS];
   memset(slots, 0, sizeof slots);
   uint64_t id = ((uint64_t)(me + 1) << 48) + 1;
-  st_block_t got[32];
   for (long op = 0; op < ops; op++) {
     if (op == ops / 2) { /* half way: everyone alive, holding blocks, while main looks */
       pthread_barrier_wait(&all_alive);
       pthread_barrier_wait(&snapshot_taken);
     }
-    size_t k = st_mailbox_take(&mailbox[me % THREADS], got, 32);
-    for (size_t i = 0; i < k; i++) {
-      st_check_block(&got[i]);
-      st_free_block(&got[i], &r);
-    }
-    st_block_t *b = &slots[test_rng_below(&r, SLOTS)];
-    if (b->p) {
-      st_check_block(b);
-      if (test_rng_below(&r, 4) != 0 || !st_mailbox_put(&mailbox[(me + 3) % THREADS], b)) st_free_block(b, &r);
-      b->p = NULL;
-      continue;
-    }
-    b->n = test_rng_below(&r, 8) == 0 ? st_size(&r) : tb_log_uniform(&r, 0, 10);
-    b->align = 0;
-    b->p = ta_malloc(b->n);
-    CHECK(b->p != NULL);
-    b->id = id++;
-    st_fill(b->p, b->n, b->id);
+    st_churn_step(slots, SLOTS, &mailbox[me % THREADS], &mailbox[(me + 3) % THREADS], &r, &id, small_size);
   }
   for (size_t i = 0; i < SLOTS; i++)
     if (slots[i].p) {

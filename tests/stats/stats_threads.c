@@ -24,28 +24,8 @@ static void *worker_main(void *arg) {
   st_block_t slots[SLOTS];
   memset(slots, 0, sizeof slots);
   uint64_t id = ((uint64_t)(me + 1) << 48) + 1;
-  st_block_t got[64];
-  for (long op = 0; op < ops_per_worker; op++) {
-    size_t k = st_mailbox_take(&mailbox[me], got, 64);
-    for (size_t i = 0; i < k; i++) {
-      st_check_block(&got[i]);
-      st_free_block(&got[i], &r);
-    }
-    st_block_t *b = &slots[test_rng_below(&r, SLOTS)];
-    if (b->p) {
-      st_check_block(b);
-      /* A quarter of the blocks are handed to the next thread, which frees them: remote frees. */
-      if (test_rng_below(&r, 4) != 0 || !st_mailbox_put(&mailbox[(me + 1) % WORKERS], b)) st_free_block(b, &r);
-      b->p = NULL;
-      continue;
-    }
-    b->n = st_size(&r);
-    b->align = 0;
-    b->p = ta_malloc(b->n);
-    CHECK(b->p != NULL);
-    b->id = id++;
-    st_fill(b->p, b->n, b->id);
-  }
+  for (long op = 0; op < ops_per_worker; op++)
+    st_churn_step(slots, SLOTS, &mailbox[me], &mailbox[(me + 1) % WORKERS], &r, &id, st_size);
   for (size_t i = 0; i < SLOTS; i++)
     if (slots[i].p) st_free_block(&slots[i], &r);
   atomic_fetch_add(&workers_done, 1);

@@ -120,6 +120,33 @@ static inline size_t st_mailbox_take(st_mailbox_t *m, st_block_t *out, size_t ca
   return n;
 }
 
+/* One step of the churn the threaded tests share: check and free the blocks another thread handed
+ * to `mine`; then pick a slot: a live block is checked and freed (a quarter of the time handed to
+ * `to` instead, so another thread frees it: a remote free), an empty slot gets a new block of
+ * size(r) bytes filled with the pattern of a fresh id. */
+static inline void st_churn_step(st_block_t *slots, size_t nslots, st_mailbox_t *mine, st_mailbox_t *to,
+                                 test_rng_t *r, uint64_t *id, size_t (*size)(test_rng_t *)) {
+  st_block_t got[64];
+  size_t k = st_mailbox_take(mine, got, 64);
+  for (size_t i = 0; i < k; i++) {
+    st_check_block(&got[i]);
+    st_free_block(&got[i], r);
+  }
+  st_block_t *b = &slots[test_rng_below(r, nslots)];
+  if (b->p) {
+    st_check_block(b);
+    if (test_rng_below(r, 4) != 0 || !st_mailbox_put(to, b)) st_free_block(b, r);
+    b->p = NULL;
+    return;
+  }
+  b->n = size(r);
+  b->align = 0;
+  b->p = ta_malloc(b->n);
+  CHECK(b->p != NULL);
+  b->id = (*id)++;
+  st_fill(b->p, b->n, b->id);
+}
+
 /* Resident set size in bytes, from /proc/self/statm (read without stdio). */
 static inline size_t st_rss_bytes(void) {
   char buf[256];
