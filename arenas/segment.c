@@ -152,7 +152,6 @@ static ta_segment_t *seg_new(ta_arena_t *arena) {
   if (seg == NULL) seg = ta_os_map_aligned(TA_SEGMENT_SIZE, TA_SEGMENT_SIZE);
   if (seg == NULL) return NULL;
   /* Fresh memory from brk or mmap reads as zero: unit_span[] and pages[] start cleared. */
-  seg->cookie = ta_seg_cookie(seg);
   seg->arena = arena;
   seg->free_units = ta_units_below(TA_UNITS);
   seg->dirty_units = 0;

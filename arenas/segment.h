@@ -101,7 +101,6 @@ typedef enum { TA_SEG_MMAP = 1, TA_SEG_BRK = 2 } ta_seg_origin_t;
  * free (the brk top segment gives them back to the OS when its free tail passes the trim threshold);
  * an empty segment has free_units == units_below(mapped_units) & ~1. */
 struct ta_segment_s {
-  uintptr_t cookie;              /* ta_seg_cookie(self): checked before a segment is trusted */
   ta_arena_t *arena;             /* owner */
   ta_segment_t *next;            /* seg_lock: the arena's segment list */
   ta_segment_t *prev;            /* seg_lock: the arena's segment list */
@@ -140,10 +139,6 @@ TA_INLINE bool ta_segmap_has(const void *p) {
 TA_INLINE ta_page_t *ta_seg_page_of(ta_segment_t *seg, const void *p) {
   unsigned unit = (unsigned)(((uintptr_t)p >> TA_UNIT_SHIFT) & (TA_UNITS - 1));
   return (ta_page_t *)((char *)seg->pages + seg->unit_span[unit]);
-}
-
-TA_INLINE uintptr_t ta_seg_cookie(const ta_segment_t *seg) {
-  return (uintptr_t)seg ^ ta_secret ^ (uintptr_t)0x7461736567000000ull;
 }
 
 /* Free-list link encoding. With hardening, links are xor'ed with the process secret, so a stray

@@ -11,7 +11,7 @@
 typedef struct ta_large_hdr_s {
   size_t map_size;     /* bytes mapped for the block, header included, a page multiple */
   uint32_t map_offset; /* bytes from the mapping's start to the block */
-  uint32_t tag;        /* ta_large_tag(): tells a header we wrote from stray bytes */
+  uint32_t tag;        /* large_tag() in large.c: tells a header we wrote from stray bytes */
 } ta_large_hdr_t;
 _Static_assert(sizeof(ta_large_hdr_t) == 16, "the large header is 16 bytes");
 

@@ -35,8 +35,6 @@ static void *os_mmap(size_t size, int extra_flags) {
 
 void *ta_os_map(size_t size) { return os_mmap(size, 0); }
 
-void *ta_os_reserve(size_t size) { return os_mmap(size, MAP_NORESERVE); }
-
 bool ta_os_unmap(void *p, size_t size) {
   if (os_enter(TA_OS_MUNMAP)) return false;
   int saved = errno;

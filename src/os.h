@@ -25,8 +25,6 @@ typedef enum {
 void *ta_os_map(size_t size);
 /* The same, with the start aligned to `align` (a power of two >= TA_PAGE); over-maps then trims. */
 void *ta_os_map_aligned(size_t size, size_t align);
-/* A reservation the kernel commits lazily (MAP_NORESERVE): for tables mostly never touched. */
-void *ta_os_reserve(size_t size);
 bool ta_os_unmap(void *p, size_t size);
 /* mremap with MREMAP_MAYMOVE: the new address, or NULL with the old mapping untouched. */
 void *ta_os_remap(void *p, size_t old_size, size_t new_size);

@@ -152,3 +152,35 @@ void wl_thread_join(pthread_t t) {
   int e = pthread_join(t, NULL);
   if (e) wl_fail("pthread_join: %s", strerror(e));
 }
+
+typedef struct wl_slot_s {
+  void *p;      /* live block */
+  uint64_t tag; /* pattern tag written into it */
+  size_t n;     /* its size in bytes */
+} wl_slot_t;
+
+static void slot_refill(wl_slot_t *s, size_t n, uint64_t *next_tag) {
+  s->n = n;
+  s->tag = ++*next_tag;
+  s->p = wl_malloc(n);
+  wl_fill(s->p, n, s->tag);
+}
+
+void wl_replace_churn(size_t live, const size_t *sizes, size_t table_len, size_t ops, bench_rng_t *rng,
+                      uint64_t seed, const char *what) {
+  wl_slot_t *slots = wl_table(sizeof(wl_slot_t) * live);
+  uint64_t next_tag = seed * 0x9e3779b97f4a7c15ull;
+  for (size_t i = 0; i < live; i++) slot_refill(&slots[i], sizes[bench_rng_below(rng, table_len)], &next_tag);
+  for (size_t k = 0; k < ops; k++) {
+    uint64_t r = bench_rng_next(rng);
+    wl_slot_t *s = &slots[(r >> 16) % live];
+    wl_check(s->p, s->n, s->tag, what);
+    free(s->p);
+    slot_refill(s, sizes[r & (table_len - 1)], &next_tag);
+  }
+  for (size_t i = 0; i < live; i++) {
+    wl_check(slots[i].p, slots[i].n, slots[i].tag, what);
+    free(slots[i].p);
+  }
+  wl_free_table(slots, sizeof(wl_slot_t) * live);
+}

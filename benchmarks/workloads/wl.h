@@ -48,6 +48,12 @@ void *wl_table(size_t bytes);
 void wl_free_table(void *p, size_t bytes);
 
 /* pthread_create and pthread_join that fail the run on error. */
+/* Random replacement: `live` blocks with sizes drawn from sizes[0 .. table_len) (a power of two),
+ * then `ops` times a random block is checked, freed and replaced by one of a new size; at the end
+ * all are checked and freed. The bookkeeping lives in wl_table memory, outside the allocator. */
+void wl_replace_churn(size_t live, const size_t *sizes, size_t table_len, size_t ops, bench_rng_t *rng,
+                      uint64_t seed, const char *what);
+
 void wl_thread_start(pthread_t *t, void *(*fn)(void *), void *arg);
 void wl_thread_join(pthread_t t);
 
