@@ -46,38 +46,68 @@ static int self_tid(void) {
  * that points its TLS at it for the duration, so the ordinary paths apply unchanged. */
 static ta_lock_t shared_lock = TA_LOCK_INIT;
 static ta_arena_t *shared_arena; /* shared_lock */
+static ta_arena_t *reclaim_cursor; /* pool_lock: see arena_reclaim */
 
 /* For fork: every lock of this file and every arena's seg_lock, in the documented order. */
+static bool shared_taken, pool_taken, meta_taken; /* fork_lock (src/init.c) */
+
 void ta_arena_fork(ta_fork_phase_t phase) {
-  static bool shared_taken, pool_taken, meta_taken;
   if (phase == TA_FORK_PREPARE) {
     ta_fork_one(&shared_lock, &shared_taken, phase);
     ta_fork_one(&pool_lock, &pool_taken, phase);
     ta_fork_one(&meta_lock, &meta_taken, phase);
-    for (ta_arena_t *a = all_arenas; a != NULL; a = a->all_next) {
-      ta_fork_one(&a->trim_lock, &a->fork_trim_taken, phase);
-      ta_fork_one(&a->seg_lock, &a->fork_taken, phase);
-    }
+    for (ta_arena_t *a = all_arenas; a != NULL; a = a->all_next) ta_fork_one(&a->seg_lock, &a->fork_taken, phase);
     return;
   }
-  for (ta_arena_t *a = all_arenas; a != NULL; a = a->all_next) {
-    ta_fork_one(&a->seg_lock, &a->fork_taken, phase);
-    ta_fork_one(&a->trim_lock, &a->fork_trim_taken, phase);
-  }
+  for (ta_arena_t *a = all_arenas; a != NULL; a = a->all_next) ta_fork_one(&a->seg_lock, &a->fork_taken, phase);
   ta_fork_one(&meta_lock, &meta_taken, phase);
   ta_fork_one(&pool_lock, &pool_taken, phase);
   ta_fork_one(&shared_lock, &shared_taken, phase);
-  if (phase != TA_FORK_CHILD) return;
-  /* In the child only the forking thread exists, with a new id. The arenas of the other threads
-   * were in whatever state their owners had them in mid-operation: they are orphaned, never
-   * adopted or reclaimed (their blocks can still be freed into them, as remote frees). */
+}
+
+/* In the child only the forking thread exists, with a new id. The arenas of the other threads were
+ * in whatever state their owners had them in mid-operation: they are orphaned, never adopted or
+ * reclaimed (their blocks can still be freed into them, as remote frees, which touch only atomic
+ * words). So is the forking thread's own arena when the fork interrupted it inside tamalloc
+ * (!keep_arena): the thread starts afresh with its next allocation. What a lock not taken before
+ * fork guarded is abandoned rather than trusted: the pool's arenas and the shared arena are
+ * orphaned, the bump chunk is dropped, an arena whose segment lists may be half edited is tainted
+ * (statistics and trim passes leave it alone). All arenas ever made stay on the list of all arenas,
+ * whose links are written before an arena is published and never change. */
+void ta_arena_fork_child(ta_fork_phase_t phase, bool keep_arena) {
+  bool shared_whole = ta_fork_one(&shared_lock, &shared_taken, phase);
+  bool pool_whole = ta_fork_one(&pool_lock, &pool_taken, phase);
+  bool meta_whole = ta_fork_one(&meta_lock, &meta_taken, phase);
   tls_tid = 0;
+  ta_arena_t *own = ta_tls_arena;
   for (ta_arena_t *a = all_arenas; a != NULL; a = a->all_next) {
-    if (a->state != TA_ARENA_BOUND) continue;
-    if (a == ta_tls_arena)
-      a->owner_tid = self_tid();
+    if (!ta_fork_one(&a->seg_lock, &a->fork_taken, phase)) a->tainted = true;
+    atomic_store_explicit(&a->trimming, false, memory_order_relaxed);
+  }
+  /* The pool keeps the arenas that are whole; the rest are orphaned below. */
+  ta_arena_t **link = &pool;
+  if (!pool_whole) pool = NULL;
+  while (*link != NULL) {
+    if ((*link)->tainted)
+      *link = (*link)->pool_next;
     else
+      link = &(*link)->pool_next;
+  }
+  if (!shared_whole || (shared_arena != NULL && shared_arena->tainted)) shared_arena = NULL;
+  for (ta_arena_t *a = all_arenas; a != NULL; a = a->all_next) {
+    bool in_pool = false;
+    for (ta_arena_t *p = pool; p != NULL && !in_pool; p = p->pool_next) in_pool = p == a;
+    if (a == own && !a->tainted && keep_arena && a->state == TA_ARENA_BOUND)
+      a->owner_tid = self_tid();
+    else if (a->state == TA_ARENA_BOUND || (a->state == TA_ARENA_POOLED && !in_pool) ||
+             (a->state == TA_ARENA_SHARED && a != shared_arena))
       a->state = TA_ARENA_ORPHANED;
+  }
+  if (!meta_whole) meta_next = meta_end = NULL;
+  reclaim_cursor = NULL;
+  if (own != &ta_arena_empty && own->state == TA_ARENA_ORPHANED) {
+    ta_tls_arena = &ta_arena_empty;
+    pthread_setspecific(ta_thread_key, NULL);
   }
 }
 
@@ -109,7 +139,6 @@ static ta_arena_t *arena_new(uint8_t state) {
   if (arena == NULL) return NULL;
   for (unsigned c = 0; c < TA_CLASSES; c++) arena->current[c] = &ta_page_empty;
   arena->seg_lock = (ta_lock_t)TA_LOCK_INIT;
-  arena->trim_lock = (ta_lock_t)TA_LOCK_INIT;
   arena->id = (unsigned)atomic_fetch_add_explicit(&arena_count, 1, memory_order_relaxed);
   arena->use_brk = !brk_arena_made;
   arena->state = state;
@@ -127,7 +156,6 @@ static ta_arena_t *arena_new(uint8_t state) {
  * so the cost stays a handful of tgkill(…, 0) probes however many threads there are. A reused
  * thread id only hides a dead owner for a while; it never makes a live one look dead. */
 #define TA_RECLAIM_PROBES 8
-static ta_arena_t *reclaim_cursor; /* pool_lock */
 
 static ta_arena_t *arena_reclaim(void) {
   ta_arena_t *cand[TA_RECLAIM_PROBES];
@@ -279,8 +307,7 @@ static TA_NOINLINE void *malloc_unbound(size_t cls) {
   return p;
 }
 
-void *ta_arena_malloc_slow(ta_arena_t *arena, size_t cls) {
-  if (ta_unlikely(atomic_load_explicit(&ta_trim_bg_wanted, memory_order_relaxed))) ta_trim_start_wanted();
+static void *malloc_slow(ta_arena_t *arena, size_t cls) {
   if (ta_unlikely(arena == &ta_arena_empty)) {
     ta_init();
     if (tls_exiting || tls_shared) {
@@ -306,10 +333,22 @@ void *ta_arena_malloc_slow(ta_arena_t *arena, size_t cls) {
     pthread_setspecific(ta_thread_key, arena);
     return ta_arena_alloc(arena, cls);
   }
+  /* The background thread starts here, on a bound arena between two operations: pthread_create
+   * allocates, and those allocations must find this thread's arena bound (or they would bind one
+   * of their own, which the outer call would then bind over) and its lists whole. */
+  if (ta_unlikely(atomic_load_explicit(&ta_trim_bg_wanted, memory_order_relaxed))) ta_trim_start_wanted();
   if (atomic_load_explicit(&arena->xfree, memory_order_relaxed) != 0) ta_arena_drain_xfree(arena);
   if (ta_bin_find_page(arena, (unsigned)cls) == NULL) {
     errno = ENOMEM;
     return NULL;
   }
   return ta_arena_alloc(arena, cls);
+}
+
+/* The slow path counts as "inside tamalloc" for the fork handlers (common.h, ta_tls_depth). */
+void *ta_arena_malloc_slow(ta_arena_t *arena, size_t cls) {
+  ta_busy_enter();
+  void *p = malloc_slow(arena, cls);
+  ta_busy_leave();
+  return p;
 }

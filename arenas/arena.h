@@ -17,7 +17,9 @@ struct ta_arena_s {
   ta_page_t *current[TA_CLASSES]; /* owner: page allocated from, per class; &ta_page_empty if none */
   ta_page_t *bins[TA_CLASSES];    /* owner: list of pages with blocks to give, per class */
   _Atomic uintptr_t xfree;        /* other threads: blocks freed into pages parked full */
-  ta_lock_t trim_lock;            /* one trim pass at a time over this arena (taken before seg_lock) */
+  _Atomic bool trimming;          /* a trim pass runs over this arena (one at a time; not a lock) */
+  bool tainted;                   /* fork child: seg_lock was not taken before fork, so the segment
+                                     lists may be half edited: nothing walks them any more */
   ta_lock_t seg_lock;             /* guards the segment list and the segments' unit masks */
   ta_segment_t *segments;         /* seg_lock: segments that may have free units */
   ta_segment_t *segments_tail;    /* seg_lock: last of that list */
@@ -27,7 +29,6 @@ struct ta_arena_s {
   bool use_brk;                   /* owner: grows segments with brk while brk is usable */
   uint8_t state;                  /* pool_lock: TA_ARENA_BOUND, _POOLED, _SHARED or _ORPHANED */
   bool fork_taken;                /* fork handlers: whether they took seg_lock */
-  bool fork_trim_taken;           /* fork handlers: whether they took trim_lock */
   int owner_tid;                  /* pool_lock: kernel thread id of the owner while bound */
   ta_arena_t *pool_next;          /* pool lock: next abandoned arena */
   ta_arena_t *all_next;           /* arena list lock: every arena ever made */

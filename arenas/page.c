@@ -209,8 +209,10 @@ size_t ta_page_trim(ta_page_t *page, bool deep) {
 
 /* The owner's free brought used to 0: the page was parked, or it is empty and not current. */
 void ta_page_free_slow(ta_page_t *page) {
+  ta_busy_enter();
   if (page->in_full) page_unpark(page);
   if (page->used == 0) page_retire(page, true);
+  ta_busy_leave();
 }
 
 void ta_page_free_remote(ta_page_t *page, ta_block_t *block) {

@@ -25,8 +25,10 @@ static _Atomic size_t seg_live_brk; /* of which on the brk heap */
 _Atomic size_t ta_segment_grows;    /* segments obtained from the OS so far */
 
 void ta_seg_fork(ta_fork_phase_t phase) {
-  static bool taken;
-  ta_fork_one(&brk_lock, &taken, phase);
+  static bool taken; /* fork_lock (src/init.c) */
+  /* A child whose parent may have been halfway through moving the break stops using brk: the break
+   * may no longer be where brk_end says, and tamalloc never moves a break it is unsure of. */
+  if (!ta_fork_one(&brk_lock, &taken, phase) && phase >= TA_FORK_CHILD) brk_unusable = true;
 }
 
 void ta_segmap_set(ta_segment_t *seg, bool live) {

@@ -17,6 +17,7 @@
  * from starting (purging then happens on slow paths only). Purging never runs on the malloc/free fast paths. */
 #include "trim.h"
 
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -133,11 +134,18 @@ size_t ta_trim_arena(ta_arena_t *arena, uint32_t now, bool force, size_t top_pad
   /* Passes over one arena run one at a time: a job holds units (or a whole unlinked segment) out of
    * the masks between its planning and its return, and a second pass must not plan around that
    * (seen: a segment released by one pass while another still had a job on it). A scheduled pass
-   * that finds another running just skips this arena. */
-  if (force)
-    ta_lock(&arena->trim_lock);
-  else if (pthread_mutex_trylock(&arena->trim_lock) != 0)
-    return 0;
+   * that finds another running just skips this arena; malloc_trim waits for it. The flag is not a
+   * lock: a pass makes system calls (munmap, brk, madvise) and takes seg_lock, and a fork handler
+   * or another thread must never wait behind those. In a fork child a pass that was running is
+   * gone: the units it held out of the masks stay out (free memory lost to the child, no block). */
+  if (arena->tainted) return 0; /* a fork child's arena whose lists may be half edited */
+  bool idle = false;
+  while (!atomic_compare_exchange_weak_explicit(&arena->trimming, &idle, true, memory_order_acquire,
+                                                memory_order_relaxed)) {
+    if (!force) return 0;
+    idle = false;
+    sched_yield(); /* a pass holds no lock while it runs, so waiting for it cannot deadlock */
+  }
   size_t released = 0;
   for (;;) {
     trim_job_t jobs[TA_TRIM_BATCH];
@@ -203,7 +211,7 @@ size_t ta_trim_arena(ta_arena_t *arena, uint32_t now, bool force, size_t top_pad
     ta_unlock(&arena->seg_lock);
     if (!more) break;
   }
-  ta_unlock(&arena->trim_lock);
+  atomic_store_explicit(&arena->trimming, false, memory_order_release);
   atomic_fetch_add_explicit(&purged_bytes, released, memory_order_relaxed);
   return released;
 }
@@ -315,6 +323,7 @@ static void arena_force(ta_arena_t *arena, void *ctx) {
 static void pooled_deep(ta_arena_t *arena, void *ctx) { *(size_t *)ctx += ta_trim_pages(arena, true); }
 
 int ta_trim_now(size_t pad) {
+  ta_busy_enter(); /* it edits this thread's bins (common.h) */
   size_t acc[2] = {pad, 0};
   ta_arena_t *own = ta_tls_arena;
   if (own != &ta_arena_empty) acc[1] += ta_trim_pages(own, true);
@@ -323,5 +332,6 @@ int ta_trim_now(size_t pad) {
   ta_arena_foreach(arena_force, acc);
   size_t large = ta_large_cache_trim(0, 0, true);
   atomic_fetch_add_explicit(&purged_bytes, large, memory_order_relaxed);
+  ta_busy_leave();
   return acc[1] + large > 0;
 }

@@ -43,34 +43,52 @@
 
 /* A lock: a glibc mutex (no allocation), error-checking so that a thread that takes a lock it
  * already holds is told so instead of deadlocking: that means tamalloc was re-entered from a signal
- * handler, and ta_lock says so. The fork handlers must survive one legitimate form of it, fork()
- * from a handler that interrupted tamalloc (perhaps halfway through taking a lock): they take each
- * lock with trylock for a bounded time and leave one they cannot get, which the child
- * re-initialises. */
+ * handler, and ta_lock says so.
+ *
+ * ta_tls_depth counts, per thread, the locks held and the allocator slow paths under way (the
+ * ones that edit an arena's lists outside any lock). It is raised before a lock is taken and lowered
+ * after it is released, so a signal handler that forks sees it nonzero whenever the interrupted
+ * code might hold a lock or be halfway through an edit. The fork handlers (src/init.c) read it to
+ * decide whether they may wait for locks and whether the child may keep the thread's arena. */
 typedef pthread_mutex_t ta_lock_t;
 #define TA_LOCK_INIT PTHREAD_ERRORCHECK_MUTEX_INITIALIZER_NP
+extern __thread unsigned ta_tls_depth __attribute__((tls_model("initial-exec")));
 void ta_lock(ta_lock_t *l);
-#define ta_unlock(l) pthread_mutex_unlock(l)
-
-/* Fork handlers. ta_fork_lock: true if it took the lock (src/error.c). */
-typedef enum { TA_FORK_PREPARE, TA_FORK_PARENT, TA_FORK_CHILD } ta_fork_phase_t;
-bool ta_fork_lock(ta_lock_t *l);
-static inline void ta_fork_unlock(ta_lock_t *l, bool taken, ta_fork_phase_t phase) {
-  if (phase == TA_FORK_CHILD) {
-    /* The child's thread has a new id, so an error-checking mutex taken before fork cannot be
-     * unlocked by it: start afresh (nothing else runs in the child yet). */
-    ta_lock_t fresh = TA_LOCK_INIT;
-    *l = fresh;
-  } else if (taken) {
-    pthread_mutex_unlock(l);
-  }
+static inline void ta_unlock(ta_lock_t *l) {
+  pthread_mutex_unlock(l);
+  /* Never below zero: a fork child re-zeroes the count while an interrupted call may still hold. */
+  if (ta_tls_depth) ta_tls_depth--;
 }
-/* One call per phase for all of a module's locks, in the documented order (src/init.c). */
-static inline void ta_fork_one(ta_lock_t *l, bool *taken, ta_fork_phase_t phase) {
-  if (phase == TA_FORK_PREPARE)
-    *taken = ta_fork_lock(l);
-  else
-    ta_fork_unlock(l, *taken, phase);
+static inline void ta_busy_enter(void) { ta_tls_depth++; }
+static inline void ta_busy_leave(void) {
+  if (ta_tls_depth) ta_tls_depth--;
+}
+
+/* Fork handlers (src/init.c has the protocol). PREPARE takes a module's locks, PARENT releases those
+ * it took; CHILD gives every lock a fresh state and tells each module, through ta_fork_one's result,
+ * whether the data behind the lock is whole (the lock was taken before fork, so no thread was
+ * halfway through it) or must be rebuilt. CHILD_LOST is CHILD when nothing was taken (a fork that
+ * interrupted the fork handlers themselves). ta_fork_lock: true if it took the lock (src/error.c). */
+typedef enum { TA_FORK_PREPARE, TA_FORK_PARENT, TA_FORK_CHILD, TA_FORK_CHILD_LOST } ta_fork_phase_t;
+bool ta_fork_lock(ta_lock_t *l);
+/* One lock in one phase. Returns, in the child phases, whether the data it guards is whole. */
+static inline bool ta_fork_one(ta_lock_t *l, bool *taken, ta_fork_phase_t phase) {
+  switch (phase) {
+    case TA_FORK_PREPARE:
+      *taken = ta_fork_lock(l);
+      return *taken;
+    case TA_FORK_PARENT:
+      if (*taken) pthread_mutex_unlock(l);
+      return true;
+    default: {
+      /* The child's thread has a new id, so an error-checking mutex taken before fork cannot be
+       * unlocked by it: start afresh (nothing else runs in the child yet). */
+      ta_lock_t fresh = TA_LOCK_INIT;
+      *l = fresh;
+      if (phase == TA_FORK_CHILD_LOST) *taken = false;
+      return *taken;
+    }
+  }
 }
 
 static inline size_t ta_align_up(size_t n, size_t a) { return (n + a - 1) & ~(a - 1); }

@@ -16,24 +16,33 @@ static _Noreturn void die(ta_out_t *o) {
 }
 
 void ta_lock(ta_lock_t *l) {
+  ta_tls_depth++;
   if (ta_unlikely(pthread_mutex_lock(l) != 0))
     ta_fatal("a lock was taken twice by one thread: was malloc called from a signal handler?");
 }
 
-/* Take l for fork, unless the forking thread itself holds it: fork() from a signal handler that
- * interrupted tamalloc. glibc's mutex records its owner's thread id (__data.__owner) right after
- * taking the lock word, so a lock whose owner is this thread, or that stays taken with no owner
- * recorded (interrupted between the two steps), is this thread's: leave it (the child re-initialises
- * it). A lock another thread holds is waited for; those holders never wait for a lock the forking
- * thread could hold across a signal (see the lock order in src/init.c). */
+/* Take l for fork. Three cases:
+ *  - the forking thread holds it itself: fork() from a signal handler that interrupted tamalloc.
+ *    glibc's mutex records its owner's thread id (__data.__owner) right after taking the lock word,
+ *    so a lock whose owner is this thread, or that stays taken with no owner recorded while this
+ *    thread is inside tamalloc (interrupted between the two steps), is this thread's: leave it, the
+ *    child re-initialises it and rebuilds what it guards;
+ *  - another thread holds it and this thread holds no tamalloc lock and is in no slow path
+ *    (ta_tls_depth == 0): wait. That holder waits for nothing this thread holds: every lock below it
+ *    in the order (src/init.c) is free of this thread, no tamalloc lock is held across a call into
+ *    stdio, and the stdio list lock glibc's fork wants next was taken first (src/init.c);
+ *  - another thread holds it and this thread is inside tamalloc (a handler that interrupted it): that
+ *    holder may be waiting for a lock the interrupted code holds, so wait only a bounded time, then
+ *    leave it; the child rebuilds what it guards. */
 bool ta_fork_lock(ta_lock_t *l) {
   int self = (int)syscall(SYS_gettid);
+  bool bounded = ta_tls_depth > 0;
   for (unsigned spins = 0;; spins++) {
     if (pthread_mutex_trylock(l) == 0) return true;
     int owner = __atomic_load_n(&l->__data.__owner, __ATOMIC_RELAXED);
     if (owner == self) return false;
-    if (owner != 0) return pthread_mutex_lock(l) == 0;
-    if (spins > 200) return false;
+    if (owner != 0 && !bounded) return pthread_mutex_lock(l) == 0;
+    if (bounded && spins > 2000) return false;
     sched_yield();
   }
 }

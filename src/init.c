@@ -6,18 +6,38 @@
  *                                     holder allocates, so every lock below may follow it
  *   1. pool_lock   (arenas/arena.c)   the arena pool and the list of all arenas
  *   2. meta_lock   (arenas/arena.c)   the bump allocator for arena structs
- *   3. trim_lock   (one per arena)    one trim pass at a time over the arena; held across the pass's
- *                                     syscalls (no allocation path takes it)
- *   3b. seg_lock   (one per arena)    an arena's segment list and unit masks; a thread holds at
+ *   3. seg_lock    (one per arena)    an arena's segment list and unit masks; a thread holds at
  *                                     most one, except the fork handler, which takes them all in
- *                                     the order of the list of all arenas
+ *                                     the order of the list of all arenas; its holders make no
+ *                                     system call and take no other lock
  *   4. brk_lock    (arenas/segment.c) the program break; never taken while a seg_lock is held
  *   5. large_lock  (src/large.c)      the registry of large blocks
- * The fork handlers take all of them in this order before fork and release them after it, in the
- * parent and in the child, so the child of a multithreaded program can allocate. */
+ * No tamalloc lock is held across a call into stdio or anything else that takes a lock of its own.
+ * One trim pass at a time runs over an arena: that is a flag (arena->trimming), not a lock, so no
+ * thread ever waits for a pass while holding a lock, and fork never waits for a pass.
+ *
+ * Fork. glibc's fork runs the atfork prepare handlers, then (in a multithreaded process) takes its
+ * stdio list lock and its own allocator's locks, forks, and releases (parent) or resets (child)
+ * them before the parent and child handlers run. fork_prepare takes glibc's stdio list lock first,
+ * so tamalloc's locks come after it exactly as glibc's own allocator's do: a thread in fflush(NULL)
+ * holds the list lock while it waits for a stream's lock, whose holder may be in malloc waiting for a
+ * tamalloc lock; with the list lock taken first the forking thread never holds a tamalloc lock while
+ * it waits for the list lock. (The lock is recursive, so glibc's fork takes it again; glibc releases
+ * its count in the parent and resets the lock in the child, and fork_parent releases ours.)
+ * Then every lock in the order above, by ta_fork_lock (src/error.c), which leaves the locks the
+ * forking thread itself holds (a fork from a signal handler that interrupted tamalloc) and, when the
+ * thread is inside tamalloc, stops waiting for others after a bounded time. In the child every lock
+ * is re-initialised; what a lock that was not taken guards may be halfway through an edit, so the
+ * child rebuilds or abandons it (each module's fork function says how). The child's thread keeps
+ * its arena only if the fork did not interrupt it inside tamalloc (ta_tls_depth == 0 and its
+ * segment lock was taken); otherwise the arena is orphaned like every other thread's, and the next
+ * allocation binds a fresh one: the child never resumes the interrupted call's half-made state.
+ * A fork that interrupts the fork handlers themselves (fork_lock held by this thread) takes
+ * nothing, and its child rebuilds everything (TA_FORK_CHILD_LOST). */
 #include "init.h"
 
 #include <sched.h>
+#include <sys/single_threaded.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -28,25 +48,65 @@
 uintptr_t ta_secret;
 pthread_key_t ta_thread_key;
 _Atomic int ta_init_state;
+__thread unsigned ta_tls_depth __attribute__((tls_model("initial-exec")));
 static __thread bool tls_initialising __attribute__((tls_model("initial-exec")));
 
+/* glibc's stdio list lock (exported by libc.so.6 since 2.2.5; weak, so a libc without it links). */
+extern void _IO_list_lock(void) __attribute__((weak));
+extern void _IO_list_unlock(void) __attribute__((weak));
+
+static ta_lock_t fork_lock = TA_LOCK_INIT; /* one fork's handlers at a time; outermost of all */
+static bool fork_whole;                    /* fork_lock: this fork's prepare took fork_lock */
+static bool fork_io_locked;                /* fork_lock: and glibc's stdio list lock */
+static bool fork_interrupted;              /* fork_lock: the forking thread was inside tamalloc */
+/* Per thread: prepare handlers entered without taking fork_lock (a fork from a handler that
+ * interrupted this thread's own fork handlers), whose parent and child handlers do nothing but the
+ * child's rebuild. */
+static __thread unsigned tls_fork_nested __attribute__((tls_model("initial-exec")));
+
 static void fork_prepare(void) {
+  bool inside = ta_tls_depth > 0;
+  if (!ta_fork_lock(&fork_lock)) {
+    tls_fork_nested++;
+    return;
+  }
+  fork_whole = true;
+  fork_interrupted = inside;
+  /* A thread inside tamalloc must not wait for the list lock: its holder may be waiting (through a
+   * stream's lock) for a lock the interrupted code holds. glibc's fork would take it next anyway. */
+  fork_io_locked = !inside && !__libc_single_threaded && _IO_list_lock != NULL;
+  if (fork_io_locked) _IO_list_lock();
   ta_arena_fork(TA_FORK_PREPARE);
   ta_seg_fork(TA_FORK_PREPARE);
   ta_large_fork(TA_FORK_PREPARE);
 }
 
 static void fork_parent(void) {
+  if (tls_fork_nested) {
+    tls_fork_nested--;
+    return;
+  }
   ta_large_fork(TA_FORK_PARENT);
   ta_seg_fork(TA_FORK_PARENT);
   ta_arena_fork(TA_FORK_PARENT);
+  if (fork_io_locked) _IO_list_unlock();
+  fork_whole = false;
+  pthread_mutex_unlock(&fork_lock);
 }
 
 static void fork_child(void) {
-  ta_large_fork(TA_FORK_CHILD);
-  ta_seg_fork(TA_FORK_CHILD);
-  ta_arena_fork(TA_FORK_CHILD);
+  /* glibc reset its stdio list lock already (multithreaded parent) or never took it. */
+  ta_fork_phase_t phase = tls_fork_nested || !fork_whole ? TA_FORK_CHILD_LOST : TA_FORK_CHILD;
+  bool keep_arena = phase == TA_FORK_CHILD && !fork_interrupted;
+  tls_fork_nested = 0;
+  fork_whole = false;
+  ta_lock_t fresh = TA_LOCK_INIT;
+  fork_lock = fresh;
+  ta_large_fork(phase);
+  ta_seg_fork(phase);
+  ta_arena_fork_child(phase, keep_arena);
   ta_trim_fork_child();
+  ta_tls_depth = 0;
 }
 
 static uintptr_t make_secret(void) {

@@ -19,6 +19,8 @@ TA_INLINE void ta_init(void) {
 
 /* Locks of the other modules, for the fork handlers (each takes its module's locks in order). */
 void ta_arena_fork(ta_fork_phase_t phase);
+/* The child phase: `keep_arena` false orphans the forking thread's own arena too. */
+void ta_arena_fork_child(ta_fork_phase_t phase, bool keep_arena);
 void ta_arena_thread_exit(void *arena);
 void ta_seg_fork(ta_fork_phase_t phase);
 void ta_large_fork(ta_fork_phase_t phase);

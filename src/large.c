@@ -14,6 +14,7 @@
  * like any other free memory. They are not in the registry: a retained mapping is no block. */
 #include "large.h"
 
+#include <stdatomic.h>
 #include <string.h>
 
 #include "config.h"
@@ -41,9 +42,35 @@ static cache_entry_t cache[TA_CACHE_SLOTS]; /* large_lock: retained mappings, ca
 static unsigned cache_n;                    /* large_lock */
 static size_t cache_bytes;                  /* large_lock: their total length */
 
+static bool reg_reserve(void);
+static size_t reg_find(uintptr_t key);
+
+/* A child whose parent may have been halfway through an edit of the registry (a removal shifts
+ * entries back, so one may be missing from its probe chain for a moment, or present twice) rebuilds
+ * it by inserting every entry anew into a fresh table, and forgets the retained mappings (their
+ * bookkeeping may be torn; their address space is lost to the child, no block is). */
+static void large_fork_rebuild(void) {
+  cache_n = 0;
+  cache_bytes = 0;
+  uintptr_t *old = reg;
+  size_t ocap = reg_cap;
+  reg = NULL;
+  reg_cap = reg_count = 0;
+  for (size_t i = 0; i < ocap; i++) {
+    if (old[i] == 0) continue;
+    if (!reg_reserve()) break; /* no memory: the blocks not re-entered become unknown */
+    size_t j = reg_find(old[i]);
+    if (reg[j] == 0) {
+      reg[j] = old[i];
+      reg_count++;
+    }
+  }
+  if (old) ta_os_unmap(old, ocap * sizeof(uintptr_t));
+}
+
 void ta_large_fork(ta_fork_phase_t phase) {
-  static bool taken;
-  ta_fork_one(&large_lock, &taken, phase);
+  static bool taken; /* fork_lock (src/init.c) */
+  if (!ta_fork_one(&large_lock, &taken, phase) && phase >= TA_FORK_CHILD) large_fork_rebuild();
 }
 
 static uint32_t large_tag(const void *p) {
@@ -71,10 +98,17 @@ static bool reg_reserve(void) {
   if (nreg == NULL) return false;
   uintptr_t *old = reg;
   size_t ocap = reg_cap;
+  /* Fill the new table before it replaces the old one, so that at every moment `reg` holds every
+   * entry (a fork child may have to rebuild from it, see large_fork_rebuild). */
+  for (size_t i = 0; i < ocap; i++) {
+    if (old[i] == 0) continue;
+    size_t j = slot_of(old[i], ncap);
+    while (nreg[j] != 0) j = (j + 1) & (ncap - 1);
+    nreg[j] = old[i];
+  }
+  atomic_signal_fence(memory_order_seq_cst);
   reg = nreg;
   reg_cap = ncap;
-  for (size_t i = 0; i < ocap; i++)
-    if (old[i]) reg[reg_find(old[i])] = old[i];
   if (old) ta_os_unmap(old, ocap * sizeof(uintptr_t));
   return true;
 }

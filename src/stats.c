@@ -74,6 +74,8 @@ static void collect_arena(ta_arena_t *arena, arena_snap_t *snap, seg_visit_fn vi
   memset(snap, 0, sizeof *snap);
   snap->id = arena->id;
   snap->state = __atomic_load_n(&arena->state, __ATOMIC_RELAXED);
+  /* A fork child's arena whose lists may be half edited is reported without its segments. */
+  if (arena->tainted) return;
   /* Record the segments under the lock; measure residency (a syscall) after it. */
   size_t n = 0;
   ta_lock(&arena->seg_lock);

@@ -1,11 +1,17 @@
 /* fork and the allocator: a child of a multithreaded program whose threads are allocating must be
- * able to allocate and free, including blocks allocated before the fork by any thread; and fork from
- * a signal handler that interrupted malloc in a single-threaded program must not deadlock.
- * Usage: fork_test threads|inherit|signal. Every child has an alarm, and the signal case runs under
- * a watchdog, so a deadlock ends the test with a message instead of a meson timeout. */
+ * able to allocate and free, including blocks allocated before the fork by any thread; fork from a
+ * signal handler that interrupted malloc (or the statistics) must not deadlock, and the child of such
+ * a fork can allocate, with or without the background thread; fork while other threads flush and
+ * read stdio streams must not deadlock; and a thread's first allocation binds exactly one arena.
+ * Usage: fork_test threads|inherit|signal|signal_alloc|signal_stats|stdio|bind.
+ * Every child has an alarm, and the cases that can deadlock run under a watchdog, so a deadlock ends
+ * the test with a message instead of a meson timeout. Work is bounded by counts (forks made); the
+ * watchdog's limit is only a backstop, far above what a slow machine needs. */
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -353,19 +359,19 @@ static int signal_program(double seconds) {
   return 0;
 }
 
-static void case_signal(void) {
-  double seconds = (double)test_scale(1000) / 1000.0;
+/* Runs program(arg) in a child under a watchdog: the child must exit 0 within `limit` seconds. */
+static void run_watched(int (*program)(long), long arg, double limit, const char *what) {
   fflush(stdout);
+  fflush(stderr);
   pid_t pid = fork();
   CHECK(pid >= 0);
-  if (pid == 0) _exit(signal_program(seconds));
-  /* Watchdog: the program must finish well within 20 s. */
-  double deadline = now_s() + 20 + seconds;
+  if (pid == 0) _exit(program(arg));
+  double deadline = now_s() + limit;
   for (;;) {
     int st;
     pid_t w = waitpid(pid, &st, WNOHANG);
     if (w == pid) {
-      CHECK_MSG(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the program %s %d",
+      CHECK_MSG(WIFEXITED(st) && WEXITSTATUS(st) == 0, "%s: the program %s %d", what,
                 WIFSIGNALED(st) ? "died of signal" : "exited with", WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st));
       return;
     }
@@ -379,11 +385,316 @@ static void case_signal(void) {
       }
       kill(pid, SIGKILL);
       waitpid(pid, &st, 0);
-      CHECK_MSG(0, "deadlock: the program that forks in its SIGALRM handler stopped (waiting in %s)", wchan);
+      CHECK_MSG(0, "deadlock: %s: the program stopped (waiting in %s)", what, wchan);
     }
     usleep(20000);
   }
 }
+
+static int signal_program_ms(long ms) { return signal_program((double)ms / 1000.0); }
+
+static void case_signal(void) {
+  long ms = test_scale(1000);
+  run_watched(signal_program_ms, ms, 20 + (double)ms / 1000.0, "fork in a SIGALRM handler");
+}
+
+/* ---- signal_alloc: the child of a fork from a handler that interrupted malloc allocates ---- */
+
+/* Since glibc 2.24 fork is async-signal-safe with respect to malloc: the child of a fork from a
+ * handler that interrupted malloc anywhere must be able to allocate. The handler's child runs a few
+ * hundred allocations of every kind (small, medium, mapped) and exits with their verdict; the parent
+ * keeps allocating in its loop, interrupted every 300 us. Bounded by the number of forks. With
+ * TAMALLOC_BACKGROUND_THREAD=1 the process is multithreaded (the trim thread) while it forks. */
+static volatile sig_atomic_t alloc_forks, alloc_fork_failures;
+static unsigned long alloc_seed;
+
+static void on_alarm_alloc(int sig) {
+  (void)sig;
+  int saved = errno;
+  pid_t pid = fork();
+  if (pid == 0) {
+    alarm(20);
+    _exit(child_work(alloc_seed, 200));
+  }
+  if (pid > 0)
+    alloc_forks++;
+  else
+    alloc_fork_failures++;
+  alloc_seed++;
+  errno = saved;
+}
+
+/* Reaps finished children; returns how many failed. `block`: wait for every child. */
+static long reap_children(bool block, long *reaped) {
+  long bad = 0;
+  for (;;) {
+    int st;
+    pid_t w = waitpid(-1, &st, block ? 0 : WNOHANG);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) break;
+    (*reaped)++;
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+      bad++;
+      fprintf(stderr, "a child %s %d%s\n", WIFSIGNALED(st) ? "died of signal" : "exited with",
+              WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st),
+              WIFSIGNALED(st) && WTERMSIG(st) == SIGALRM ? " (it hung)" : "");
+    }
+  }
+  return bad;
+}
+
+static void start_timer(void (*handler)(int), long usec) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = handler;
+  sa.sa_flags = SA_RESTART;
+  sigemptyset(&sa.sa_mask);
+  CHECK(sigaction(SIGALRM, &sa, NULL) == 0);
+  struct itimerval it = {{0, usec}, {0, usec}};
+  CHECK(setitimer(ITIMER_REAL, &it, NULL) == 0);
+}
+
+static void stop_timer(void) {
+  struct itimerval off = {{0, 0}, {0, 0}};
+  setitimer(ITIMER_REAL, &off, NULL);
+}
+
+static int signal_alloc_program(long forks) {
+  alloc_seed = 777;
+  /* Single-threaded: a second timer whose handler also forks and does not block the first's signal,
+   * so a fork can interrupt another fork halfway through the fork handlers too. Not with the trim
+   * thread alive: glibc's fork of a multithreaded process holds its own atfork lock across the
+   * handlers, so a fork nested in another deadlocks inside glibc whatever the allocator. */
+  const char *bg = getenv("TAMALLOC_BACKGROUND_THREAD");
+  bool nested = bg != NULL && strcmp(bg, "0") == 0;
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_alarm_alloc;
+  sa.sa_flags = SA_RESTART;
+  sigemptyset(&sa.sa_mask);
+  CHECK(sigaction(SIGPROF, &sa, NULL) == 0);
+  struct itimerval prof = {{0, 700}, {0, 700}};
+  if (nested) CHECK(setitimer(ITIMER_PROF, &prof, NULL) == 0);
+  start_timer(on_alarm_alloc, 300);
+  test_rng_t r = {4242};
+  enum { SLOTS = 64 };
+  unsigned char *b[SLOTS] = {0};
+  size_t n[SLOTS] = {0};
+  long loops = 0, reaped = 0, bad = 0;
+  while (alloc_forks < forks) {
+    for (int i = 0; i < 100; i++, loops++) {
+      int k = (int)test_rng_below(&r, SLOTS);
+      if (b[k]) {
+        if (b[k][0] != (unsigned char)k || b[k][n[k] - 1] != (unsigned char)k) {
+          fprintf(stderr, "parent: block %p lost its contents\n", (void *)b[k]);
+          return 1;
+        }
+        TN(free)(b[k]);
+        b[k] = NULL;
+      } else {
+        n[k] = mixed_size(&r);
+        b[k] = TN(malloc)(n[k]);
+        if (b[k] == NULL) return 1;
+        b[k][0] = b[k][n[k] - 1] = (unsigned char)k;
+      }
+    }
+    bad += reap_children(false, &reaped);
+  }
+  stop_timer();
+  struct itimerval off = {{0, 0}, {0, 0}};
+  setitimer(ITIMER_PROF, &off, NULL);
+  bad += reap_children(true, &reaped);
+  for (int k = 0; k < SLOTS; k++) TN(free)(b[k]);
+  printf("%ld allocator calls, %d forks from the handler (%d refused), %ld children reaped, %ld failed\n",
+         loops, (int)alloc_forks, (int)alloc_fork_failures, reaped, bad);
+  return bad != 0;
+}
+
+static void case_signal_alloc(void) {
+  long forks = test_scale(400);
+  run_watched(signal_alloc_program, forks, 120, "the child of a fork in a handler allocates");
+}
+
+/* ---- signal_stats: fork from a handler that interrupted the statistics, trimmer running ---- */
+
+/* The statistics walk holds an arena's segment lock while the trimmer (decay 20 ms, so the
+ * background thread passes every 10 ms) wants the same arena; the handler that interrupts the walk
+ * forks. Many segments make the walk long, so a signal lands inside it often. */
+static volatile sig_atomic_t stats_forks, stats_progress;
+
+/* Forks at most once per iteration of the loop, so the loop always gets on (forking a process this
+ * size takes about as long as the timer's period). */
+static void on_alarm_exit(int sig) {
+  (void)sig;
+  static sig_atomic_t last;
+  if (stats_progress == last) return;
+  last = stats_progress;
+  int saved = errno;
+  pid_t pid = fork();
+  if (pid == 0) _exit(0);
+  if (pid > 0) stats_forks++;
+  errno = saved;
+}
+
+static int signal_stats_program(long forks) {
+  enum { BLOCKS = 16384 };
+  static void *blk[BLOCKS];
+  for (int i = 0; i < BLOCKS; i++) {
+    blk[i] = TN(malloc)(60000); /* 1 GiB in 60,000-byte blocks: about 240 segments */
+    if (blk[i] == NULL) return 1;
+  }
+  start_timer(on_alarm_exit, 250);
+  long walks = 0, reaped = 0, bad = 0;
+  int next_free = 0;
+  while (stats_forks < forks) {
+    ta_stats_t st;
+    ta_stats_get(&st);
+    walks++;
+    stats_progress++;
+    /* Keep the trimmer busy: free a few blocks (whole spans go back) and allocate them again. */
+    for (int j = 0; j < 8; j++, next_free = (next_free + 1) % BLOCKS) {
+      TN(free)(blk[next_free]);
+      blk[next_free] = TN(malloc)(60000);
+      if (blk[next_free] == NULL) return 1;
+    }
+    bad += reap_children(false, &reaped);
+  }
+  stop_timer();
+  bad += reap_children(true, &reaped);
+  for (int i = 0; i < BLOCKS; i++) TN(free)(blk[i]);
+  printf("%ld statistics walks, %d forks from the handler, %ld children reaped, %ld failed\n", walks,
+         (int)stats_forks, reaped, bad);
+  return bad != 0;
+}
+
+static void case_signal_stats(void) {
+  long forks = test_scale(500);
+  run_watched(signal_stats_program, forks, 120, "fork in a handler that interrupted ta_stats_get");
+}
+
+/* ---- stdio: fork while other threads flush every stream and read files ---- */
+
+/* glibc's fork takes its stdio list lock before its own allocator's locks; the atfork handlers run
+ * before both. Threads here fork (children allocate and exit), call fflush(NULL) (which holds the
+ * list lock while it waits for each stream's lock), and read a file through their own streams
+ * (which hold a stream's lock while they allocate: fopen, rewind, fgets on a fresh buffer). */
+static atomic_long stdio_forks;
+static atomic_int stdio_stop;
+static char stdio_path[64];
+
+static void *stdio_forker(void *arg) {
+  uint64_t seed = 1000 + (uintptr_t)arg;
+  while (!atomic_load(&stdio_stop)) {
+    pid_t pid = fork();
+    if (pid < 0) continue;
+    if (pid == 0) {
+      alarm(20);
+      _exit(child_work(seed, 100));
+    }
+    expect_child_ok(pid, "fork while other threads use stdio");
+    atomic_fetch_add(&stdio_forks, 1);
+    seed += 7;
+  }
+  return NULL;
+}
+
+static void *stdio_flusher(void *arg) {
+  test_rng_t r = {(uintptr_t)arg};
+  while (!atomic_load(&stdio_stop)) {
+    void *p = TN(malloc)(1 + test_rng_below(&r, 4000));
+    fflush(NULL);
+    TN(free)(p);
+  }
+  return NULL;
+}
+
+static void *stdio_reader(void *arg) {
+  test_rng_t r = {(uintptr_t)arg};
+  char line[256];
+  while (!atomic_load(&stdio_stop)) {
+    FILE *f = fopen(stdio_path, "r");
+    CHECK(f != NULL);
+    for (int i = 0; i < 4; i++) {
+      while (fgets(line, sizeof line, f) != NULL) {
+      }
+      rewind(f);
+      void *p = TN(malloc)(1 + test_rng_below(&r, 70000));
+      TN(free)(p);
+    }
+    fclose(f);
+  }
+  return NULL;
+}
+
+static int stdio_program(long forks) {
+  snprintf(stdio_path, sizeof stdio_path, "/tmp/ta-fork-stdio-%d", (int)getpid());
+  FILE *w = fopen(stdio_path, "w");
+  CHECK(w != NULL);
+  for (int i = 0; i < 2000; i++) fprintf(w, "line %d of a file the readers read again and again\n", i);
+  fclose(w);
+  enum { S_FORKERS = 2, S_FLUSHERS = 2, S_READERS = 4 };
+  pthread_t t[S_FORKERS + S_FLUSHERS + S_READERS];
+  int n = 0;
+  for (uintptr_t i = 0; i < S_FORKERS; i++) CHECK(pthread_create(&t[n++], NULL, stdio_forker, (void *)i) == 0);
+  for (uintptr_t i = 0; i < S_FLUSHERS; i++) CHECK(pthread_create(&t[n++], NULL, stdio_flusher, (void *)(i + 10)) == 0);
+  for (uintptr_t i = 0; i < S_READERS; i++) CHECK(pthread_create(&t[n++], NULL, stdio_reader, (void *)(i + 20)) == 0);
+  while (atomic_load(&stdio_forks) < forks) usleep(1000);
+  atomic_store(&stdio_stop, 1);
+  for (int i = 0; i < n; i++) CHECK(pthread_join(t[i], NULL) == 0);
+  unlink(stdio_path);
+  printf("%ld forks while threads flushed and read stdio streams\n", atomic_load(&stdio_forks));
+  return 0;
+}
+
+static void case_stdio(void) {
+  long forks = test_scale(2000);
+  run_watched(stdio_program, forks, 120, "fork while threads use stdio");
+}
+
+/* ---- bind: a thread's first allocation binds one arena, even when it starts the trim thread ---- */
+
+/* The background thread is started from the malloc slow path the first time it is wanted. When that
+ * slow path is a new thread's first allocation, pthread_create's own allocations (nested inside it)
+ * must find the thread's arena already bound, or the nested call binds one arena and the outer call
+ * another over it, and the first stays bound to the thread forever. */
+static void *bind_main(void *arg) {
+  (void)arg;
+  void *p = TN(malloc)(24);
+  CHECK(p != NULL);
+  TN(free)(p);
+  return NULL;
+}
+
+static size_t count_bound_arenas(void) {
+  static char json[1 << 16];
+  CHECK(ta_stats_json(json, sizeof json) < sizeof json);
+  size_t n = 0;
+  for (const char *s = json; (s = strstr(s, "\"state\": \"bound\"")) != NULL; s++) n++;
+  return n;
+}
+
+static int bind_program(long unused) {
+  (void)unused;
+  /* The first mapped block's free asks for the background thread; nothing on this thread reaches a
+   * malloc slow path before the new thread's first allocation does. */
+  void *big = TN(malloc)(4 * MIB);
+  CHECK(big != NULL);
+  void *warm = TN(malloc)(24);
+  TN(free)(warm);
+  pthread_attr_t attr;
+  CHECK(pthread_attr_init(&attr) == 0);
+  pthread_t t;
+  TN(free)(big);
+  CHECK(pthread_create(&t, &attr, bind_main, NULL) == 0);
+  CHECK(pthread_join(t, NULL) == 0);
+  pthread_attr_destroy(&attr);
+  size_t bound = count_bound_arenas();
+  printf("arenas bound after the thread exited: %zu (this thread's)\n", bound);
+  CHECK_MSG(bound == 1, "%zu arenas bound with one thread alive", bound);
+  return 0;
+}
+
+static void case_bind(void) { run_watched(bind_program, 0, 60, "one arena per thread"); }
 
 int main(int argc, char **argv) {
   setvbuf(stdout, NULL, _IOLBF, 0);
@@ -393,8 +704,16 @@ int main(int argc, char **argv) {
     case_inherit();
   else if (argc == 2 && strcmp(argv[1], "signal") == 0)
     case_signal();
+  else if (argc == 2 && strcmp(argv[1], "signal_alloc") == 0)
+    case_signal_alloc();
+  else if (argc == 2 && strcmp(argv[1], "signal_stats") == 0)
+    case_signal_stats();
+  else if (argc == 2 && strcmp(argv[1], "stdio") == 0)
+    case_stdio();
+  else if (argc == 2 && strcmp(argv[1], "bind") == 0)
+    case_bind();
   else {
-    fprintf(stderr, "usage: %s threads|inherit|signal\n", argv[0]);
+    fprintf(stderr, "usage: %s threads|inherit|signal|signal_alloc|signal_stats|stdio|bind\n", argv[0]);
     return 2;
   }
   return 0;
