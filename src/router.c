@@ -159,12 +159,19 @@ void *ta_router_aligned_alloc(size_t align, size_t size) {
 
 void *ta_router_memalign(size_t align, size_t size) { return ta_router_aligned_alloc(align, size); }
 
+/* The error is the return value; errno is also ENOMEM when memory ran out, as with glibc (whose
+ * allocation underneath sets it, and programs read it), and otherwise left as it was: a bad
+ * alignment is refused before anything is tried, and a success must not leak an errno set on the way
+ * (a brk refusal the arena got past, say). */
 int ta_router_posix_memalign(void **out, size_t align, size_t size) {
   if (!ta_is_pow2(align) || align % sizeof(void *) != 0) return EINVAL;
   int saved = errno;
   void *p = aligned(align, size);
+  if (p == NULL) {
+    errno = ENOMEM;
+    return ENOMEM;
+  }
   errno = saved;
-  if (p == NULL) return ENOMEM;
   *out = p;
   return 0;
 }
