@@ -1,5 +1,7 @@
 /* Fatal errors and warnings. Messages are built with format.c into stack buffers and written with
- * write(2): this must work when the heap is corrupt, inside a signal handler, and before stdio exists. */
+ * the raw write system call (ta_out_fd_flush): this must work when the heap is corrupt, inside a
+ * signal handler, before stdio exists, and in a thread with a pending cancel request (which glibc's
+ * write() would act on, ending the thread instead of the abort or the warning). */
 #include <sched.h>
 #include <stdlib.h>
 #include <sys/syscall.h>

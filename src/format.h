@@ -25,7 +25,7 @@ void ta_out_hex(ta_out_t *o, uintptr_t v);
 void ta_out_frac(ta_out_t *o, double v);
 /* Pass what is buffered to the sink (no-op without one); NUL-terminates a sinkless buffer. */
 void ta_out_finish(ta_out_t *o);
-/* A sink writing to a file descriptor with write(2). */
+/* A sink writing to a file descriptor with the write system call; never a cancellation point. */
 void ta_out_fd_flush(void *fd_as_ptr, const char *text, size_t len);
 
 #pragma GCC visibility pop

@@ -33,6 +33,18 @@ TA_EXPORT void malloc_stats(void) { ta_stats_malloc_stats(); }
 TA_EXPORT struct mallinfo2 mallinfo2(void) { return ta_stats_mallinfo2(); }
 TA_EXPORT int malloc_info(int options, FILE *out) { return ta_stats_malloc_info(options, out); }
 
+/* glibc's exported internal names (libc.so.6, GLIBC_2.2.5), which some libraries call to reach "the
+ * real malloc": without these, such a library would get glibc blocks that our free() aborts on, or
+ * hand our blocks to glibc's free. glibc 2.36 exports no __posix_memalign (nor a public
+ * __libc_reallocarray: it is GLIBC_PRIVATE), so there is nothing to define for them. */
+TA_EXPORT void *__libc_malloc(size_t size) { return ta_route_malloc(size); }
+TA_EXPORT void __libc_free(void *p) { ta_route_free(p); }
+TA_EXPORT void *__libc_calloc(size_t count, size_t size) { return ta_router_calloc(count, size); }
+TA_EXPORT void *__libc_realloc(void *p, size_t size) { return ta_router_realloc(p, size); }
+TA_EXPORT void *__libc_memalign(size_t align, size_t size) { return ta_router_memalign(align, size); }
+TA_EXPORT void *__libc_valloc(size_t size) { return ta_router_valloc(size); }
+TA_EXPORT void *__libc_pvalloc(size_t size) { return ta_router_pvalloc(size); }
+
 /* The old int-sized form: each count clamped to INT_MAX instead of wrapping. */
 static int clamp_int(size_t v) { return v > INT_MAX ? INT_MAX : (int)v; }
 TA_EXPORT struct mallinfo mallinfo(void) {

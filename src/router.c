@@ -8,6 +8,8 @@
 #include "router.h"
 
 #include <errno.h>
+#include <limits.h>
+#include <malloc.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -159,12 +161,19 @@ void *ta_router_aligned_alloc(size_t align, size_t size) {
 
 void *ta_router_memalign(size_t align, size_t size) { return ta_router_aligned_alloc(align, size); }
 
+/* The error is the return value; errno is also ENOMEM when memory ran out, as with glibc (whose
+ * allocation underneath sets it, and programs read it), and otherwise left as it was: a bad
+ * alignment is refused before anything is tried, and a success must not leak an errno set on the way
+ * (a brk refusal the arena got past, say). */
 int ta_router_posix_memalign(void **out, size_t align, size_t size) {
   if (!ta_is_pow2(align) || align % sizeof(void *) != 0) return EINVAL;
   int saved = errno;
   void *p = aligned(align, size);
+  if (p == NULL) {
+    errno = ENOMEM;
+    return ENOMEM;
+  }
   errno = saved;
-  if (p == NULL) return ENOMEM;
   *out = p;
   return 0;
 }
@@ -211,20 +220,32 @@ int ta_router_mallopt(int option, long value) {
   return ta_config_set(option, value);
 }
 
-/* mallopt with glibc's parameter numbers (<malloc.h>). Those tamalloc has no use for are accepted
- * (return 1) where ignoring them is harmless, as glibc does for values it clamps. */
+/* glibc reads a size parameter as its int converted to size_t, so a negative value is a huge size
+ * (mallopt(M_TRIM_THRESHOLD, -1): never trim). Past LONG_MAX it is as good as infinite here, and
+ * clamped there it still reads back through ta_getopt. */
+static long glibc_size(int value) {
+  size_t v = (size_t)(long)value;
+  return v > (size_t)LONG_MAX ? LONG_MAX : (long)v;
+}
+
+/* mallopt with glibc's parameters (<malloc.h>) and glibc 2.36's answers: 1 taken, 0 refused. glibc
+ * refuses only an M_MXFAST above its largest fastbin size; tamalloc has no fastbins, so a value glibc
+ * takes is accepted and ignored, as are M_MMAP_MAX, M_CHECK_ACTION (errors always abort), M_PERTURB
+ * and M_ARENA_TEST. A negative M_ARENA_MAX is ignored but answered 1, as glibc does; 0 lifts the cap
+ * (glibc ignores 0 too, but there 0 is also the uncapped default, which it gives no way back to). */
 int ta_router_mallopt_glibc(int param, int value) {
   ta_init();
   switch (param) {
-    case -3: return ta_config_set(TA_OPT_MMAP_THRESHOLD, value); /* M_MMAP_THRESHOLD */
-    case -1: return ta_config_set(TA_OPT_TRIM_THRESHOLD, value); /* M_TRIM_THRESHOLD */
-    case -2: return ta_config_set(TA_OPT_TOP_PAD, value);        /* M_TOP_PAD */
-    case -8: return ta_config_set(TA_OPT_ARENA_MAX, value);      /* M_ARENA_MAX */
-    case 1:                                                       /* M_MXFAST: no fastbins here */
-    case -4:                                                      /* M_MMAP_MAX */
-    case -5:                                                      /* M_CHECK_ACTION: always abort */
-    case -6:                                                      /* M_PERTURB */
-    case -7:                                                      /* M_ARENA_TEST */
+    case M_MMAP_THRESHOLD: /* ta_config_set clamps it to 4 KiB .. 32 MiB */
+      return ta_config_set(TA_OPT_MMAP_THRESHOLD, glibc_size(value));
+    case M_TRIM_THRESHOLD: return ta_config_set(TA_OPT_TRIM_THRESHOLD, glibc_size(value));
+    case M_TOP_PAD: return ta_config_set(TA_OPT_TOP_PAD, glibc_size(value));
+    case M_ARENA_MAX: return value >= 0 ? ta_config_set(TA_OPT_ARENA_MAX, value) : 1;
+    case M_MXFAST: return glibc_size(value) <= (long)(80 * sizeof(size_t) / 4);
+    case M_MMAP_MAX:
+    case M_CHECK_ACTION:
+    case M_PERTURB:
+    case M_ARENA_TEST:
       return 1;
     default:
       return 0;

@@ -9,6 +9,7 @@
  * an approximation that is exact once they are quiet. Reports are formatted without malloc (format.c)
  * so they work at exit, in exiting threads, and in a forked child. */
 #include <malloc.h>
+#include <pthread.h>
 #include <string.h>
 #include <sys/mman.h>
 
@@ -441,12 +442,18 @@ static void map_report(ta_out_t *o) {
 /* Sinks: a FILE (through a stack buffer, so stdio sees whole chunks) or a file descriptor. */
 static void file_flush(void *ctx, const char *text, size_t len) { fwrite(text, 1, len, (FILE *)ctx); }
 
+/* stdio's writes are cancellation points, and no allocator entry point may act on a cancel request:
+ * the report is written whole with cancellation disabled, and a pending request waits for the
+ * caller's next cancellation point. (The fd sink needs no such guard: it is a raw system call.) */
 static void to_file(FILE *f, void (*report)(ta_out_t *)) {
+  int cancel_state;
+  pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel_state);
   char buf[4096];
   ta_out_t o = {.buf = buf, .cap = sizeof buf, .flush = file_flush, .ctx = f};
   report(&o);
   ta_out_finish(&o);
   fflush(f);
+  pthread_setcancelstate(cancel_state, NULL);
 }
 
 static void to_fd(int fd, void (*report)(ta_out_t *)) {

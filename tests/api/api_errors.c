@@ -1,11 +1,46 @@
 /* The failure contract, through ta_*: requests too large for any address space fail with NULL and
  * ENOMEM (no wrap-around in size arithmetic: count * size, size + header, size rounded up to a page or
  * an alignment); a failed realloc leaves the old block as it was; bad alignments fail with EINVAL;
- * posix_memalign returns its error and leaves *memptr alone. */
+ * posix_memalign returns its error and leaves *memptr alone, and as glibc's does, sets errno to ENOMEM
+ * when it ran out of memory (programs read it) but leaves errno alone for EINVAL and on success.
+ * Out of memory is both a request no address space holds and a kernel refusal faked through the OS
+ * layer's test hook (src/os.h). */
 #include "blocks.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdint.h>
+
+#include "os.h"
+
+/* posix_memalign's whole result: return value, *memptr (NULL when left alone), errno afterwards. */
+typedef struct {
+  int rc, err;
+  void *p;
+} pm_result_t;
+
+#define PM_ERRNO_BEFORE 1234 /* no errno value: whatever posix_memalign leaves here it did not set */
+static void *const pm_sentinel = (void *)(uintptr_t)0x5e17e1;
+
+static pm_result_t pm(size_t align, size_t size) {
+  void *m = pm_sentinel;
+  errno = PM_ERRNO_BEFORE;
+  int rc = ta_posix_memalign(&m, align, size);
+  pm_result_t r = {.rc = rc, .err = errno, .p = m == pm_sentinel ? NULL : m};
+  return r;
+}
+
+#define EXPECT_PM_FAIL(align, size, want)                                                           \
+  do {                                                                                               \
+    pm_result_t r_ = pm(align, size);                                                                \
+    int want_errno_ = (want) == ENOMEM ? ENOMEM : PM_ERRNO_BEFORE;                                    \
+    CHECK_MSG(r_.rc == (want), "ta_posix_memalign(%zu, %zu) = %d, want %d", (size_t)(align),        \
+              (size_t)(size), r_.rc, (want));                                                        \
+    CHECK_MSG(r_.p == NULL, "ta_posix_memalign(%zu, %zu) failed but wrote %p", (size_t)(align),     \
+              (size_t)(size), r_.p);                                                                 \
+    CHECK_MSG(r_.err == want_errno_, "ta_posix_memalign(%zu, %zu) = %d left errno %d, want %d",     \
+              (size_t)(align), (size_t)(size), r_.rc, r_.err, want_errno_);                          \
+  } while (0)
 
 /* Sizes no allocator can serve: within a few pages of SIZE_MAX (where a header, a rounding or an
  * alignment overflows), around PTRDIFF_MAX (the largest object C allows) and the powers of two between. */
@@ -54,11 +89,7 @@ static void test_huge_requests(void) {
     for (size_t a = 0; a < sizeof aligns / sizeof aligns[0]; a++) {
       EXPECT_FAIL(ta_aligned_alloc(aligns[a], n), ENOMEM, "size %zu align %zu", n, aligns[a]);
       EXPECT_FAIL(ta_memalign(aligns[a], n), ENOMEM, "size %zu align %zu", n, aligns[a]);
-      void *sentinel = (void *)(uintptr_t)0x5e17e1;
-      void *m = sentinel;
-      int rc = ta_posix_memalign(&m, aligns[a], n);
-      CHECK_MSG(rc == ENOMEM, "ta_posix_memalign(%zu, %zu) = %d, want ENOMEM", aligns[a], n, rc);
-      CHECK_MSG(m == sentinel, "ta_posix_memalign(%zu, %zu) failed but wrote %p", aligns[a], n, m);
+      EXPECT_PM_FAIL(aligns[a], n, ENOMEM);
     }
   }
 }
@@ -145,12 +176,7 @@ static void test_bad_alignment(void) {
                                   (SIZE_MAX >> 1) + 8};
   for (size_t i = 0; i < sizeof bad_pm / sizeof bad_pm[0]; i++) {
     for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
-      void *sentinel = (void *)(uintptr_t)0xbad1;
-      void *m = sentinel;
-      int rc = ta_posix_memalign(&m, bad_pm[i], sizes[s]);
-      CHECK_MSG(rc == EINVAL, "ta_posix_memalign(align %zu, size %zu) = %d, want EINVAL", bad_pm[i],
-                sizes[s], rc);
-      CHECK_MSG(m == sentinel, "failed ta_posix_memalign(align %zu) wrote %p", bad_pm[i], m);
+      EXPECT_PM_FAIL(bad_pm[i], sizes[s], EINVAL);
     }
   }
 
@@ -169,11 +195,41 @@ static void test_bad_alignment(void) {
     err = errno;
     CHECK_MSG(p == NULL && (err == ENOMEM || err == EINVAL), "ta_memalign(%zu, 1) = %p, errno %d", a, p,
               err);
-    void *sentinel = (void *)(uintptr_t)0xbad2;
-    void *m = sentinel;
-    int rc = ta_posix_memalign(&m, a, 1);
-    CHECK_MSG((rc == ENOMEM || rc == EINVAL) && m == sentinel, "ta_posix_memalign(%zu, 1) = %d, %p", a,
-              rc, m);
+    pm_result_t r = pm(a, 1);
+    CHECK_MSG(r.rc == ENOMEM || r.rc == EINVAL, "ta_posix_memalign(%zu, 1) = %d", a, r.rc);
+    EXPECT_PM_FAIL(a, 1, r.rc);
+  }
+}
+
+/* The kernel refuses memory (the OS layer's hook fails every mapping, and the brk heap): posix_memalign
+ * gives ENOMEM in its return value and in errno, both for a block on the mmap path and for one a new
+ * thread's first arena segment would hold; success afterwards leaves errno as it was. */
+static void *pm_fresh_arena(void *arg) {
+  (void)arg;
+  EXPECT_PM_FAIL(64, 100, ENOMEM);
+  return NULL;
+}
+
+static void test_posix_memalign_refused(void) {
+  static const size_t cases[][2] = {{4096, TB_MIB}, {TB_MIB, 100}, {64, 200 * TB_KIB}, {2 * TB_MIB, 5000}};
+  /* A fixed threshold: blocks the earlier tests freed have raised the adaptive one, and the heap
+   * could serve these sizes without asking the kernel. */
+  CHECK(ta_mallopt(TA_OPT_MMAP_THRESHOLD, (long)TB_ROUTER_LINE) == 1);
+  ta_os_inject_failure(TA_OS_MMAP, 1000000);
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) EXPECT_PM_FAIL(cases[i][0], cases[i][1], ENOMEM);
+  ta_os_inject_failure(TA_OS_BRK, 1000000);
+  pthread_t t;
+  CHECK(pthread_create(&t, NULL, pm_fresh_arena, NULL) == 0);
+  CHECK(pthread_join(t, NULL) == 0);
+  ta_os_inject_failure(TA_OS_MMAP, 0);
+  ta_os_inject_failure(TA_OS_BRK, 0);
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    pm_result_t r = pm(cases[i][0], cases[i][1]);
+    CHECK_MSG(r.rc == 0 && r.p != NULL, "ta_posix_memalign(%zu, %zu) = %d once memory is back", cases[i][0],
+              cases[i][1], r.rc);
+    CHECK_MSG(r.err == PM_ERRNO_BEFORE, "a successful ta_posix_memalign changed errno to %d", r.err);
+    CHECK_ALIGNED(r.p, cases[i][0]);
+    ta_free(r.p);
   }
 }
 
@@ -193,6 +249,7 @@ int main(void) {
   test_array_overflow();
   test_failed_resize_keeps_block();
   test_bad_alignment();
+  test_posix_memalign_refused();
   test_still_works();
   return 0;
 }
