@@ -267,15 +267,27 @@ void ta_arena_thread_exit(void *value) {
   if (arena != NULL && arena != &ta_arena_empty) arena_release(arena);
 }
 
-/* Blocks other threads freed into pages this arena had parked full: back to their pages. */
+/* Blocks other threads freed into pages this arena had parked full: back to their pages.
+ * The head was pushed by a remote free of a checked block; every link after it is checked before it
+ * is followed: a carved block of a live page of this arena (ta_arena_listed_page), else the list is
+ * corrupt. A block already free on its page's lists was freed twice (two remote frees: the second
+ * found the page no longer parked and went to the page's own list; or the owner freed it after the
+ * remote free). That check also bounds the walk: a block met again has been freed onto its page's
+ * local list by then (or its page retired, which the carved-block check rejects), so a cycle ends in
+ * an abort at its first repeat. */
 void ta_arena_drain_xfree(ta_arena_t *arena) {
   uintptr_t w = atomic_exchange_explicit(&arena->xfree, 0, memory_order_acquire);
   for (ta_block_t *b = (ta_block_t *)w; b != NULL;) {
     ta_block_t *next = ta_link_decode(b->next_enc);
-    if (TA_HARDENING && ta_unlikely(!ta_segmap_has(b))) ta_page_corrupt(b);
+    ta_page_t *page = ta_seg_page_of(ta_seg_of(b), b);
+    if (TA_HARDENING) {
+      if (ta_unlikely(!ta_page_has_block(page, b))) ta_page_corrupt(b);
+      if (ta_unlikely(ta_page_block_is_free(page, b))) ta_fatal_ptr("free", "double free", b);
+      if (ta_unlikely(next != NULL && ta_arena_listed_page(arena, next) == NULL)) ta_page_corrupt(b);
+    }
     /* Clear the link so the local free does not take the block for a double free. */
     b->next_enc = 0;
-    ta_page_free_local(ta_seg_page_of(ta_seg_of(b), b), b);
+    ta_page_free_local(page, b);
     atomic_fetch_add_explicit(&ta_remote_collected, 1, memory_order_relaxed);
     b = next;
   }

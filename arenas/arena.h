@@ -61,15 +61,36 @@ void ta_page_free_remote(ta_page_t *page, ta_block_t *block);
 void ta_page_free_suspect(ta_page_t *page, ta_block_t *block);
 _Noreturn void ta_page_corrupt(const void *where);
 
+/* Whether p is the start of a block the owner has carved in page (the owner's view: capacity),
+ * with one unsigned comparison for both the bounds and the stride. With block_size = odd * 2^shift
+ * and inv * odd = 1 mod 2^64, rotating (p - start) * inv right by shift gives off / block_size when
+ * off = p - start is a multiple of block_size; for any other off it gives more than
+ * (2^64 - 1) / block_size (a smaller result r would mean off = r * block_size). That holds for every
+ * 64-bit off, so a p below start (off wraps) is rejected too; and NULL. A retired page (capacity 0)
+ * rejects everything. */
+TA_INLINE bool ta_page_has_block(const ta_page_t *page, const void *p) {
+  uint64_t x = ((uintptr_t)p - page->start) * page->inv;
+  unsigned s = page->shift; /* 0 on descriptors never initialised, which have capacity 0 */
+  return ((x >> s) | (x << (-s & 63))) < page->capacity;
+}
+
+/* The page of b if b can be on arena's xfree list (a carved block of a live page of that arena),
+ * else NULL. b may be any value: the segment map is asked before the header is read. */
+TA_INLINE ta_page_t *ta_arena_listed_page(const ta_arena_t *arena, const void *b) {
+  if (!ta_segmap_has(b)) return NULL;
+  ta_page_t *page = ta_seg_page_of(ta_seg_of(b), b);
+  return page->arena == arena && ta_page_has_block(page, b) ? page : NULL;
+}
+
 /* The malloc fast path: pop the current page's free list. */
 TA_INLINE void *ta_arena_alloc(ta_arena_t *arena, size_t cls) {
   ta_page_t *page = arena->current[cls];
   ta_block_t *block = page->free;
   if (ta_likely(block != NULL)) {
     ta_block_t *next = ta_link_decode(block->next_enc);
-    /* Hardening: a link must stay inside the block's own segment (NULL ends the list). */
-    if (TA_HARDENING && ta_unlikely(((uintptr_t)next ^ (uintptr_t)block) >= TA_SEGMENT_SIZE) &&
-        next != NULL)
+    /* Hardening: a link must name a block this page carved (NULL ends the list), or the next
+     * malloc would hand out memory inside another block, live or not. */
+    if (TA_HARDENING && ta_unlikely(!ta_page_has_block(page, next)) && next != NULL)
       ta_page_corrupt(block);
     page->free = next;
     page->used++;

@@ -45,6 +45,11 @@ void ta_page_init(ta_page_t *page, ta_arena_t *arena, unsigned cls, unsigned uni
   page->start = (uintptr_t)seg + (size_t)(page - seg->pages) * TA_UNIT_SIZE;
   page->recip = (((uint64_t)1 << TA_RECIP_SHIFT) + bs - 1) / bs;
   page->recip_hi = page->recip << (64 - TA_RECIP_SHIFT);
+  unsigned shift = (unsigned)__builtin_ctzll(bs);
+  uint64_t odd = bs >> shift, inv = odd; /* odd * odd = 1 mod 8: 3 bits, doubled by each step */
+  for (int i = 0; i < 5; i++) inv *= 2 - odd * inv;
+  page->inv = inv;
+  page->shift = (uint8_t)shift;
   atomic_store_explicit(&page->carved, 0, memory_order_relaxed);
   page->parked_live = 0;
   page->arena = arena;
@@ -79,6 +84,18 @@ bool ta_page_extend(ta_page_t *page) {
   return true;
 }
 
+/* The link stored in b, a block on one of page's lists, checked: a carved block of the page or NULL,
+ * and no more than the page's blocks walked (a cycle). Aborts naming b otherwise. Every walk of a
+ * page's list goes through this: a forged link is caught before it is followed or used as an index.
+ * The list heads are trusted: the owner wrote them, or a remote free pushed a block that passed
+ * ta_arena_page_checked. */
+static ta_block_t *list_next(const ta_page_t *page, const ta_block_t *b, uint32_t *steps) {
+  ta_block_t *next = ta_link_decode(b->next_enc);
+  if (ta_unlikely((next != NULL && !ta_page_has_block(page, next)) || ++*steps > page->capacity))
+    ta_page_corrupt(b);
+  return next;
+}
+
 /* Move the blocks other threads freed onto the front of the local list. */
 bool ta_page_collect(ta_page_t *page) {
   ta_assert(!page->in_full);
@@ -86,12 +103,10 @@ bool ta_page_collect(ta_page_t *page) {
   uintptr_t w = atomic_exchange_explicit(&page->xfree, 0, memory_order_acquire);
   ta_assert((w & TA_XFREE_FULL) == 0);
   ta_block_t *head = (ta_block_t *)w, *tail = NULL;
-  uint32_t n = 0;
-  for (ta_block_t *b = head; b != NULL; b = ta_link_decode(b->next_enc)) {
-    if (TA_HARDENING && ta_unlikely(ta_seg_of(b) != ta_seg_of(page) || n >= page->capacity))
-      ta_page_corrupt(b);
-    n++;
+  uint32_t n = 0, steps = 0;
+  for (ta_block_t *b = head; b != NULL; n++) {
     tail = b;
+    b = TA_HARDENING ? list_next(page, b, &steps) : ta_link_decode(b->next_enc);
   }
   ta_assert(n <= page->used);
   atomic_fetch_add_explicit(&ta_remote_collected, n, memory_order_relaxed);
@@ -135,10 +150,9 @@ static size_t page_purge_inside(ta_page_t *page) {
   if (page->free == NULL || page->capacity > TA_BLOCKS_MAX) return 0;
   uint64_t free_bits[TA_BLOCKS_MAX / 64] = {0};
   uint32_t steps = 0;
-  for (ta_block_t *b = page->free; b != NULL; b = ta_link_decode(b->next_enc)) {
-    if (ta_seg_of(b) != ta_seg_of(page) || ++steps > page->capacity) ta_page_corrupt(b);
+  /* Every block on the list is a carved one (list_next), so its index is below capacity. */
+  for (ta_block_t *b = page->free; b != NULL; b = list_next(page, b, &steps))
     bit_set(free_bits, ((uintptr_t)b - page->start) / bs);
-  }
   uint64_t purge[TA_OS_PAGES_MAX / 64] = {0};
   size_t carved = atomic_load_explicit(&page->carved, memory_order_relaxed);
   size_t npages = (carved + TA_PAGE - 1) / TA_PAGE;
@@ -215,6 +229,10 @@ void ta_page_free_slow(ta_page_t *page) {
   ta_busy_leave();
 }
 
+/* A thread that does not own the page may read no list but the head word it pushes onto (the owner
+ * may take the list and reuse its blocks at any moment), so a second free of a block is caught here
+ * only while the block still heads that list; the owner catches the rest when it takes the lists in
+ * (ta_arena_drain_xfree) or when it frees the block itself (ta_page_block_is_free). */
 void ta_page_free_remote(ta_page_t *page, ta_block_t *block) {
   uintptr_t w = atomic_load_explicit(&page->xfree, memory_order_relaxed);
   for (;;) {
@@ -225,12 +243,15 @@ void ta_page_free_remote(ta_page_t *page, ta_block_t *block) {
         ta_arena_t *arena = page->arena;
         uintptr_t head = atomic_load_explicit(&arena->xfree, memory_order_relaxed);
         do {
+          if (TA_HARDENING && ta_unlikely(head == (uintptr_t)block))
+            ta_fatal_ptr("free", "double free", block);
           block->next_enc = ta_link_encode((ta_block_t *)head);
         } while (!atomic_compare_exchange_weak_explicit(&arena->xfree, &head, (uintptr_t)block,
                                                         memory_order_release, memory_order_relaxed));
         return;
       }
     } else {
+      if (TA_HARDENING && ta_unlikely(w == (uintptr_t)block)) ta_fatal_ptr("free", "double free", block);
       block->next_enc = ta_link_encode((ta_block_t *)w);
       if (atomic_compare_exchange_weak_explicit(&page->xfree, &w, (uintptr_t)block,
                                                 memory_order_release, memory_order_relaxed))
@@ -239,25 +260,49 @@ void ta_page_free_remote(ta_page_t *page, ta_block_t *block) {
   }
 }
 
-/* The block's first word looks like a free-list link: it is a double free if the block is on the
- * page's local list or its xfree list. Only the owner calls this, so both lists are stable except
- * for pushes at the xfree head, which do not disturb a walk from an older head. */
-/* Whether block is on list. Bounded by the page's capacity, so a corrupted list cannot make the
- * search run forever. */
+/* Whether block is on list, one of page's. Bounded by the page's capacity (list_next), so a
+ * corrupted list cannot make the search run forever. */
 static bool list_find(ta_page_t *page, ta_block_t *list, const ta_block_t *block) {
   uint32_t steps = 0;
-  for (ta_block_t *b = list; b != NULL; b = ta_link_decode(b->next_enc)) {
+  for (ta_block_t *b = list; b != NULL; b = list_next(page, b, &steps))
     if (b == block) return true;
-    if (ta_seg_of(b) != ta_seg_of(page) || ++steps > page->capacity) ta_page_corrupt(b);
+  return false;
+}
+
+/* Whether block is on the arena's xfree list. Its blocks belong to any page of the arena, so no
+ * page's capacity bounds the walk: a cycle is caught instead by Brent's method (a node is
+ * remembered after 1, 2, 4, ... steps; once that lap is as long as the cycle, the walk comes back to
+ * it). The owner's exchange is the only take, so the walk from a loaded head is undisturbed by
+ * remote pushes. */
+static bool arena_list_find(ta_arena_t *arena, const ta_block_t *block) {
+  const ta_block_t *mark = NULL;
+  size_t steps = 0, lap = 1;
+  ta_block_t *b = (ta_block_t *)atomic_load_explicit(&arena->xfree, memory_order_acquire);
+  while (b != NULL) {
+    if (b == block) return true;
+    ta_block_t *next = ta_link_decode(b->next_enc);
+    if (next != NULL && (next == mark || ta_arena_listed_page(arena, next) == NULL)) ta_page_corrupt(b);
+    if (++steps == lap) {
+      mark = b;
+      steps = 0;
+      lap *= 2;
+    }
+    b = next;
   }
   return false;
 }
 
+/* Whether block is free already: on the page's local list, its xfree list, or the arena's (where a
+ * remote free goes while the page is parked, and may stay after the owner unparked it). Only the
+ * owner calls this, so the lists are stable except for pushes at the xfree heads, which do not
+ * disturb a walk from an older head. */
 bool ta_page_block_is_free(ta_page_t *page, const void *block) {
   uintptr_t w = atomic_load_explicit(&page->xfree, memory_order_acquire) & ~TA_XFREE_FULL;
-  return list_find(page, page->free, block) || list_find(page, (ta_block_t *)w, block);
+  return list_find(page, page->free, block) || list_find(page, (ta_block_t *)w, block) ||
+         arena_list_find(page->arena, block);
 }
 
+/* The block's first word looks like a free-list link: it is a double free if the block is free. */
 void ta_page_free_suspect(ta_page_t *page, ta_block_t *block) {
   if (ta_page_block_is_free(page, block)) ta_fatal_ptr("free", "double free", block);
   /* Not on a list: user data that happened to look like a link. Free it for real. */

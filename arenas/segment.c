@@ -188,6 +188,24 @@ static bool seg_regrow(ta_arena_t *arena) {
   return true;
 }
 
+/* The order of a release, against a free (always an invalid one: the segment is empty) racing it.
+ * Such a free reads the map byte, then the header (unit_span, a page descriptor, and in
+ * ta_router_bad_pointer the same again); every descriptor of an empty segment has carved == 0 and
+ * rejects the pointer, so whatever it reads while the memory is there ends in "invalid pointer".
+ *  - The map is cleared first, the memory given back after (munmap, or the lower break): a free
+ *    that reads the cleared byte reads nothing of the segment and goes to the large registry, which
+ *    does not know the pointer either. The other order (give back, then clear) would leave the map
+ *    naming memory that is gone, so every free into it in between would fault on the header; and
+ *    the range may be mapped again at once by another thread (a segment of another arena, a large
+ *    block), whose map entry the late clear would wipe, or whose bytes a free would take for a
+ *    header.
+ *  - If the memory cannot be given back, the map is set again: it is still a segment of ours.
+ *  - What ordering cannot close: a free that read the byte just before the clear and reads the
+ *    header just after the munmap, two dependent loads apart on the free fast path. Closing it needs
+ *    readers that announce themselves (a cost on every free) or a header that stays readable after
+ *    the release (address space the segment count says is gone); neither is done.
+ * A brk top that only shrinks (ta_seg_brk_cut) keeps its map byte and its header unit: a free into
+ * a cut unit reads only the header, whose unit_span names a retired descriptor or pages[0]. */
 bool ta_seg_release(ta_segment_t *seg) {
   bool brk = seg->origin == TA_SEG_BRK;
   ta_segmap_set(seg, false);

@@ -68,6 +68,9 @@ struct ta_page_s {
   uint32_t used;           /* owner: see the invariant above */
   uint32_t block_size;     /* bytes per block; 0 on descriptors that are not live span heads */
   uintptr_t start;         /* address of block 0 (the span's first byte) */
+  uint64_t inv;            /* block_size = odd * 2^shift, inv = odd^-1 mod 2^64 (ta_page_has_block) */
+  uint64_t capacity;       /* owner: blocks carved so far (64-bit for ta_page_has_block) */
+  uint8_t shift;           /* see inv */
   uint64_t recip;          /* ceil(2^44 / block_size), see ta_arena_page_checked */
   uint64_t recip_hi;       /* recip << 20, the bound the divisibility test compares with */
   /* Owner-written, read by any thread's free: a relaxed atomic (plain moves on x86). A block a
@@ -75,7 +78,6 @@ struct ta_page_s {
   _Atomic uint64_t carved; /* owner: bytes of the span carved into blocks so far */
   ta_arena_t *arena;       /* owning arena: fixed while the page is live */
   _Atomic uintptr_t xfree; /* other threads: blocks they freed, or'ed with TA_XFREE_FULL */
-  uint32_t capacity;       /* owner: blocks carved so far */
   uint32_t reserved;       /* blocks the span holds */
   uint32_t parked_live;    /* owner: live blocks while parked */
   uint8_t cls;             /* size class */

@@ -73,11 +73,29 @@ void ta_large_fork(ta_fork_phase_t phase) {
   if (!ta_fork_one(&large_lock, &taken, phase) && phase >= TA_FORK_CHILD) large_fork_rebuild();
 }
 
-static uint32_t large_tag(const void *p) {
-  return (uint32_t)(((uintptr_t)p ^ ta_secret) * 0x9e3779b97f4a7c15ull >> 32);
+/* The tag covers every field free trusts: the address, and the size and offset it unmaps by. One
+ * field changed by a stray write (a size that would take a live neighbour's mapping along) changes
+ * the tag but for one time in 2^32, and the secret keeps a writer from computing a matching one. */
+static uint32_t large_tag(const void *p, size_t map_size, uint32_t map_offset) {
+  uint64_t h = ((uintptr_t)p ^ ta_secret) * 0x9e3779b97f4a7c15ull;
+  h = (h ^ (h >> 29) ^ map_size) * 0xbf58476d1ce4e5b9ull;
+  h = (h ^ (h >> 32) ^ map_offset) * 0x94d049bb133111ebull;
+  return (uint32_t)(h >> 32);
 }
 
 static ta_large_hdr_t *hdr_of(const void *p) { return (ta_large_hdr_t *)((char *)p - 16); }
+
+static void hdr_seal(ta_large_hdr_t *h, const void *p) {
+  h->tag = large_tag(p, h->map_size, h->map_offset);
+}
+
+/* p is in the registry: its header must still be the one we wrote, before its size is trusted. */
+static const ta_large_hdr_t *hdr_checked(const char *func, const void *p) {
+  const ta_large_hdr_t *h = hdr_of(p);
+  if (ta_unlikely(h->tag != large_tag(p, h->map_size, h->map_offset)))
+    ta_fatal_ptr(func, "corrupted large block header at", p);
+  return h;
+}
 
 static size_t slot_of(uintptr_t key, size_t cap) {
   return (size_t)((key >> 4) * 0x9e3779b97f4a7c15ull >> 20) & (cap - 1);
@@ -205,7 +223,7 @@ void *ta_large_alloc(size_t size, size_t align, bool reuse, bool *fresh) {
   ta_large_hdr_t *h = hdr_of(p);
   h->map_size = map_size;
   h->map_offset = (uint32_t)offset;
-  h->tag = large_tag(p);
+  hdr_seal(h, p);
   ta_lock(&large_lock);
   if (!reg_reserve()) {
     ta_unlock(&large_lock);
@@ -270,8 +288,7 @@ bool ta_large_free(void *p) {
     ta_unlock(&large_lock);
     return false;
   }
-  ta_large_hdr_t *h = hdr_of(p);
-  if (ta_unlikely(h->tag != large_tag(p))) ta_fatal_ptr("free", "corrupted large block header at", p);
+  const ta_large_hdr_t *h = hdr_checked("free", p);
   size_t map_size = h->map_size;
   char *base = (char *)p - h->map_offset;
   reg_remove_at(i);
@@ -299,19 +316,19 @@ bool ta_large_free(void *p) {
 }
 
 bool ta_large_size_matches(const void *p, size_t size, size_t align) {
-  const ta_large_hdr_t *h = hdr_of(p);
+  const ta_large_hdr_t *h = hdr_of(p); /* checked by ta_large_usable */
   (void)align; /* aligned mappings are trimmed to exactly the rounded size, like plain ones */
   if (size > h->map_size - h->map_offset) return false;
   return cache_fits(h->map_size, ta_align_up(size + h->map_offset, TA_PAGE));
 }
 
-size_t ta_large_usable(const void *p) {
-  const ta_large_hdr_t *h = hdr_of(p);
+size_t ta_large_usable(const char *func, const void *p) {
+  const ta_large_hdr_t *h = hdr_checked(func, p);
   return h->map_size - h->map_offset;
 }
 
 void *ta_large_resize(void *p, size_t size) {
-  ta_large_hdr_t *h = hdr_of(p);
+  ta_large_hdr_t *h = hdr_of(p); /* checked by ta_large_usable */
   size_t offset = h->map_offset;
   if (size > TA_MAX_REQUEST) return NULL;
   size_t map_size = ta_align_up(size + offset, TA_PAGE);
@@ -327,7 +344,7 @@ void *ta_large_resize(void *p, size_t size) {
   if (base) {
     ta_large_hdr_t *nh = hdr_of(q);
     nh->map_size = map_size;
-    nh->tag = large_tag(q);
+    hdr_seal(nh, q);
   }
   ta_lock(&large_lock);
   /* The table had room for p, so it has room for q. */

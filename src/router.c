@@ -72,7 +72,7 @@ static size_t usable_checked(const char *func, const void *p, ta_page_t **page_o
   }
   if (page_out) *page_out = NULL;
   if (!ta_large_owns(p)) ta_router_bad_pointer(func, p);
-  return ta_large_usable(p);
+  return ta_large_usable(func, p);
 }
 
 size_t ta_router_usable_size(const void *p) {

@@ -4,6 +4,7 @@
  * and sized frees with the right size, must not abort.
  * Usage: misuse_test CASE (one case, as meson runs them) or misuse_test (every case). */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <sys/mman.h>
 
 #include "death.h"
@@ -365,6 +366,312 @@ static void corrupt_stack(void) { corrupt_link(wild_stack); }
 static void corrupt_other_segment(void) { corrupt_link(wild_other_segment); }
 static void corrupt_same_page(void) { corrupt_link(wild_same_page); }
 
+/* ---- forged links that stay inside the segment (hardened builds) ----
+ * The secret is unknown to the test: it reads a freed block's first word, which encodes the next
+ * block (link = next ^ secret), and xors in `next ^ target`, which makes it encode `target`. */
+
+#if TA_TEST_STD_NAMES
+#define TRIM_NOW() malloc_trim(0)
+#define USABLE_SIZE(p) malloc_usable_size(p)
+#else
+#define TRIM_NOW() ta_trim(0)
+#define USABLE_SIZE(p) ta_usable_size(p)
+#endif
+
+static uintptr_t read_word(const void *p) {
+  uintptr_t w;
+  memcpy(&w, hide((void *)p), sizeof w);
+  return w;
+}
+static void write_word(void *p, uintptr_t w) { memcpy(hide(p), &w, sizeof w); }
+/* The encoded link word at `holder` (which links to `next`), forged to link to `target`. */
+static void forge_link(void *holder, const void *next, const void *target) {
+  write_word(holder, read_word(holder) ^ (uintptr_t)next ^ (uintptr_t)target);
+}
+static bool same_segment(const void *a, const void *b) {
+  return ((uintptr_t)a >> 22) == ((uintptr_t)b >> 22);
+}
+
+/* Two neighbouring 64-byte blocks a < b, freed b then a: a heads the list and links to b. */
+static void two_free_blocks(char **pa, char **pb) {
+  char *a = TN(malloc)(64), *b = TN(malloc)(64);
+  CHECK(a && b);
+  for (int i = 0; i < 100 && b != a + 64; i++) {
+    a = b;
+    b = TN(malloc)(64);
+    CHECK(b != NULL);
+  }
+  CHECK(b == a + 64);
+  TN(free)(hide(b));
+  TN(free)(hide(a));
+  *pa = a;
+  *pb = b;
+}
+
+/* A link into another page of the segment: inside a live 60,000-byte block. */
+static void corrupt_other_page(void) {
+  char *big = TN(malloc)(60000);
+  CHECK(big != NULL);
+  memset(big, 0x11, 60000);
+  char *a, *b;
+  two_free_blocks(&a, &b);
+  CHECK(same_segment(a, big));
+  /* The target's first word links on to b, so a list that accepted the target would go on. */
+  write_word(big + 64, read_word(a));
+  forge_link(a, b, big + 64);
+  death_expect_ptr(a);
+  void *x = TN(malloc)(64);
+  void *y = TN(malloc)(64);
+  fprintf(stderr, "no abort: handed out %p and %p, inside the live block %p\n", x, y, (void *)big);
+}
+
+/* A link to a misaligned address in the same page: the middle of block b. */
+static void corrupt_misaligned(void) {
+  char *a, *b;
+  two_free_blocks(&a, &b);
+  write_word(b + 16, read_word(a) ^ (uintptr_t)b); /* the encoding of NULL: the list would end */
+  forge_link(a, b, b + 16);
+  death_expect_ptr(a);
+  void *x = TN(malloc)(64);
+  void *y = TN(malloc)(64);
+  fprintf(stderr, "no abort: handed out %p and %p\n", x, y);
+}
+
+/* The in-page purge of malloc_trim follows the list of a page that still has a live block. */
+static void corrupt_trim(void) {
+  char *big = TN(malloc)(60000), *live = TN(malloc)(64);
+  CHECK(big && live);
+  char *a, *b;
+  two_free_blocks(&a, &b);
+  CHECK(same_segment(a, big));
+  forge_link(a, b, big + 4 * KIB);
+  death_expect_ptr(a);
+  TRIM_NOW();
+  fprintf(stderr, "no abort: malloc_trim followed the forged link\n");
+}
+
+/* The double-free search (a freed block whose first word looks like a link) walks the page's list. */
+static void corrupt_search(void) {
+  char *big = TN(malloc)(60000);
+  char *c = TN(malloc)(64);
+  CHECK(big && c);
+  char *a, *b;
+  two_free_blocks(&a, &b);
+  CHECK(same_segment(a, big));
+  uintptr_t link = read_word(a); /* encodes b: a plausible link word */
+  forge_link(a, b, big + 4 * KIB);
+  write_word(c, link);
+  death_expect_ptr(a);
+  TN(free)(hide(c));
+  fprintf(stderr, "no abort: the search followed the forged link\n");
+}
+
+static void *free_arg(void *p) {
+  TN(free)(p);
+  return NULL;
+}
+/* p freed by a thread of its own (a remote free), joined before returning. */
+static void free_on_thread(void *p) {
+  pthread_t t;
+  CHECK(pthread_create(&t, NULL, free_arg, p) == 0);
+  CHECK(pthread_join(t, NULL) == 0);
+}
+static void *malloc_arg(void *size) { return TN(malloc)((size_t)(uintptr_t)size); }
+static void *malloc_on_thread(size_t size) {
+  pthread_t t;
+  void *p = NULL;
+  CHECK(pthread_create(&t, NULL, malloc_arg, (void *)(uintptr_t)size) == 0);
+  CHECK(pthread_join(t, &p) == 0);
+  CHECK(p != NULL);
+  return p;
+}
+
+/* A page's xfree list: another thread frees y, then x (both live blocks of one page of ours). */
+static void corrupt_collect(void) {
+  char *big = TN(malloc)(60000);
+  char *x = TN(malloc)(64), *y = TN(malloc)(64);
+  CHECK(big && x && y && same_segment(x, big) && same_segment(x, y));
+  free_on_thread(y);
+  free_on_thread(x);
+  forge_link(x, y, big + 128);
+  death_expect_ptr(x);
+  TRIM_NOW(); /* collects the remote frees */
+  void *p = TN(malloc)(64), *q = TN(malloc)(64);
+  fprintf(stderr, "no abort: handed out %p and %p\n", p, q);
+}
+
+/* 16 KiB blocks: four to a one-unit span, so a page is parked (all its blocks out) after four
+ * allocations and the fifth starts the next page. */
+#define PARK_SIZE (16 * KIB)
+#define PARK_BLOCKS 4
+/* n pages of PARK_SIZE blocks parked full, their blocks in blk[page * PARK_BLOCKS + i]. */
+static void park_pages(char **blk, int n) {
+  for (int i = 0; i < n * PARK_BLOCKS; i++) {
+    blk[i] = TN(malloc)(PARK_SIZE);
+    CHECK(blk[i] != NULL);
+  }
+  char *next = TN(malloc)(PARK_SIZE); /* parks the last page */
+  CHECK(next != NULL);
+  for (int p = 0; p < n; p++)
+    for (int i = 1; i < PARK_BLOCKS; i++)
+      CHECK(blk[p * PARK_BLOCKS + i] == blk[p * PARK_BLOCKS] + i * PARK_SIZE);
+}
+
+/* The arena's xfree list (first remote frees into parked pages): a link to another arena's block. */
+static void corrupt_drain(void) {
+  char *blk[2 * PARK_BLOCKS];
+  park_pages(blk, 2);
+  free_on_thread(blk[0]);           /* the arena's list: blk[0] */
+  free_on_thread(blk[PARK_BLOCKS]); /* blk[4] -> blk[0] */
+  char *foreign = malloc_on_thread(PARK_SIZE);
+  forge_link(blk[PARK_BLOCKS], blk[0], foreign);
+  death_expect_ptr(blk[PARK_BLOCKS]);
+  TRIM_NOW(); /* drains the list */
+  void *p = TN(malloc)(PARK_SIZE);
+  fprintf(stderr, "no abort: the drain took %p in (got %p)\n", (void *)foreign, p);
+}
+
+/* ---- double frees across threads (join between steps) ---- */
+
+/* Another thread frees p (64 bytes, its page in a bin), then the owner frees it. */
+static void df_remote_owner(void) {
+  char *p = TN(malloc)(64), *q = TN(malloc)(64);
+  CHECK(p && q);
+  free_on_thread(p);
+  death_expect_ptr(p);
+  TN(free)(hide(p));
+}
+/* The same with p's page parked full: the remote free went to the arena's list. */
+static void df_remote_owner_parked(void) {
+  char *blk[PARK_BLOCKS];
+  park_pages(blk, 1);
+  free_on_thread(blk[1]);
+  death_expect_ptr(blk[1]);
+  TN(free)(hide(blk[1]));
+}
+/* Two remote frees of one block, its page in a bin. */
+static void df_remote_remote(void) {
+  char *p = TN(malloc)(64), *q = TN(malloc)(64);
+  CHECK(p && q);
+  free_on_thread(p);
+  death_expect_ptr(p);
+  free_on_thread(p);
+  TRIM_NOW();
+  void *x = TN(malloc)(64), *y = TN(malloc)(64);
+  fprintf(stderr, "no abort: handed out %p and %p\n", x, y);
+}
+/* Two remote frees of one block of a parked page: the arena's list, then the page's xfree word. */
+static void df_remote_remote_parked(void) {
+  char *blk[PARK_BLOCKS];
+  park_pages(blk, 1);
+  free_on_thread(blk[1]);
+  free_on_thread(blk[1]);
+  death_expect_ptr(blk[1]);
+  TRIM_NOW();
+  void *x = TN(malloc)(PARK_SIZE), *y = TN(malloc)(PARK_SIZE);
+  fprintf(stderr, "no abort: handed out %p and %p\n", x, y);
+}
+
+/* ---- large block headers ---- */
+
+/* A 1 MiB block next to another, its header changed by a stray write: map_size (free would unmap
+ * the neighbour too) or map_offset (free would unmap from the wrong place). */
+static char *g_neighbour;
+static char *large_corrupted(bool offset) {
+  char *p = TN(malloc)(MIB);
+  g_neighbour = TN(malloc)(MIB);
+  CHECK(p && g_neighbour);
+  memset(g_neighbour, 0x22, MIB);
+  char *hdr = hide(p - 16);
+  if (offset) {
+    uint32_t off;
+    memcpy(&off, hdr + 8, sizeof off);
+    off += 4096;
+    memcpy(hdr + 8, &off, sizeof off);
+  } else {
+    size_t size;
+    memcpy(&size, hdr, sizeof size);
+    size += MIB + 4096;
+    memcpy(hdr, &size, sizeof size);
+  }
+  death_expect_ptr(p);
+  return p;
+}
+static void neighbour_alive(void) {
+  fprintf(stderr, "no abort; neighbour byte %d\n", ((volatile char *)g_neighbour)[MIB - 1]);
+}
+static void large_hdr_size(void) {
+  TN(free)(hide(large_corrupted(false)));
+  neighbour_alive();
+}
+static void large_hdr_offset(void) {
+  TN(free)(hide(large_corrupted(true)));
+  neighbour_alive();
+}
+static void large_hdr_realloc(void) {
+  void *q = TN(realloc)(hide(large_corrupted(false)), 3 * MIB);
+  fprintf(stderr, "realloc returned %p\n", q);
+  neighbour_alive();
+}
+static void large_hdr_usable(void) {
+  size_t n = USABLE_SIZE(hide(large_corrupted(false)));
+  fprintf(stderr, "usable size %zu\n", n);
+}
+static void large_hdr_free_sized(void) {
+  TN(free_sized)(hide(large_corrupted(false)), MIB);
+  neighbour_alive();
+}
+
+/* ---- a segment given back to the OS ---- */
+
+/* A thread's arena (mmap segments) fills a second segment, frees everything and exits; malloc_trim
+ * releases the empty segments. */
+static void *fill_and_free(void *out) {
+  enum { N = 300 };
+  char *blk[N];
+  for (int i = 0; i < N; i++) {
+    blk[i] = TN(malloc)(30 * KIB);
+    CHECK(blk[i] != NULL);
+  }
+  *(char **)out = blk[N - 1];
+  for (int i = 0; i < N; i++) TN(free)(blk[i]);
+  return NULL;
+}
+static char *released_segment_pointer(void) {
+  pthread_t t;
+  char *last = NULL;
+  CHECK(pthread_create(&t, NULL, fill_and_free, &last) == 0);
+  CHECK(pthread_join(t, NULL) == 0);
+  return (char *)(((uintptr_t)last & ~(uintptr_t)(4 * MIB - 1)) + 64 * KIB);
+}
+/* A free into a segment that malloc_trim released is an invalid pointer (while the segment was
+ * live, the start of its unit 1, a retired span's first block, was named a double free). */
+static void free_released_segment(void) {
+  char *p = released_segment_pointer();
+  TRIM_NOW();
+  bad_free(p);
+}
+
+/* The same, racing: a thread frees into the segment while malloc_trim releases it. The pointer is
+ * in the header unit, which holds no block whether the segment is live or gone, so the message is the
+ * same either way; the free must never fault. It cannot fail deterministically: a fault needs the
+ * free to read the map before the release and the header after it (see ta_seg_release). */
+static _Atomic int race_go;
+static void *racing_free(void *p) {
+  while (!atomic_load(&race_go)) {
+  }
+  bad_free(p);
+  return NULL;
+}
+static void free_racing_release(void) {
+  char *p = released_segment_pointer() - 64 * KIB + 16;
+  pthread_t t;
+  CHECK(pthread_create(&t, NULL, racing_free, p) == 0);
+  atomic_store(&race_go, 1);
+  TRIM_NOW();
+  CHECK(pthread_join(t, NULL) == 0);
+}
+
 /* ---- the table ---- */
 
 typedef struct {
@@ -379,8 +686,11 @@ typedef struct {
 #define INVALID_FREE "tamalloc: free(): invalid pointer "
 #define INVALID_REALLOC "tamalloc: realloc(): invalid pointer "
 #define DOUBLE_FREE "tamalloc: free(): double free "
-#define DF(sz) {"double_free_" #sz, double_free, DEATH_LINE, DOUBLE_FREE, sz, false}, \
-               {"double_free_between_" #sz, double_free_between, DEATH_LINE, DOUBLE_FREE, sz, false}
+#define CORRUPT "tamalloc: malloc(): corrupted free list at "
+#define BAD_HEADER(func) "tamalloc: " func "(): corrupted large block header at "
+/* Blocks from the bins are checked for a double free only with hardening; mapped ones always. */
+#define DF(sz) {"double_free_" #sz, double_free, DEATH_LINE, DOUBLE_FREE, sz, sz < 131072}, \
+               {"double_free_between_" #sz, double_free_between, DEATH_LINE, DOUBLE_FREE, sz, sz < 131072}
 
 static const case_t cases[] = {
     {"free_stack", free_stack, DEATH_LINE, INVALID_FREE, 0, false},
@@ -413,6 +723,23 @@ static const case_t cases[] = {
     {"corrupt_stack", corrupt_stack, DEATH_CONTAINS, "corrupted free list", 0, true},
     {"corrupt_other_segment", corrupt_other_segment, DEATH_CONTAINS, "corrupted free list", 0, true},
     {"corrupt_same_page", corrupt_same_page, DEATH_CONTAINS, "corrupted free list", 0, true},
+    {"corrupt_other_page", corrupt_other_page, DEATH_LINE, CORRUPT, 0, true},
+    {"corrupt_misaligned", corrupt_misaligned, DEATH_LINE, CORRUPT, 0, true},
+    {"corrupt_trim", corrupt_trim, DEATH_LINE, CORRUPT, 0, true},
+    {"corrupt_search", corrupt_search, DEATH_LINE, CORRUPT, 0, true},
+    {"corrupt_collect", corrupt_collect, DEATH_LINE, CORRUPT, 0, true},
+    {"corrupt_drain", corrupt_drain, DEATH_LINE, CORRUPT, 0, true},
+    {"df_remote_owner", df_remote_owner, DEATH_LINE, DOUBLE_FREE, 0, true},
+    {"df_remote_owner_parked", df_remote_owner_parked, DEATH_LINE, DOUBLE_FREE, 0, true},
+    {"df_remote_remote", df_remote_remote, DEATH_LINE, DOUBLE_FREE, 0, true},
+    {"df_remote_remote_parked", df_remote_remote_parked, DEATH_LINE, DOUBLE_FREE, 0, true},
+    {"large_hdr_size", large_hdr_size, DEATH_LINE, BAD_HEADER("free"), 0, false},
+    {"large_hdr_offset", large_hdr_offset, DEATH_LINE, BAD_HEADER("free"), 0, false},
+    {"large_hdr_realloc", large_hdr_realloc, DEATH_LINE, BAD_HEADER("realloc"), 0, false},
+    {"large_hdr_usable", large_hdr_usable, DEATH_LINE, BAD_HEADER("malloc_usable_size"), 0, false},
+    {"large_hdr_free_sized", large_hdr_free_sized, DEATH_LINE, BAD_HEADER("free_sized"), 0, false},
+    {"free_released_segment", free_released_segment, DEATH_LINE, INVALID_FREE, 0, false},
+    {"free_racing_release", free_racing_release, DEATH_LINE, INVALID_FREE, 0, false},
 };
 #define N_CASES (sizeof cases / sizeof cases[0])
 
