@@ -3,6 +3,7 @@
  * corrupted free-list link. And the other way round: user data that looks like allocator metadata,
  * and sized frees with the right size, must not abort.
  * Usage: misuse_test CASE (one case, as meson runs them) or misuse_test (every case). */
+#include <dlfcn.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <sys/mman.h>
@@ -37,7 +38,15 @@ static char *after_unmapped(void) {
   return m + 4096;
 }
 
-extern void *__libc_malloc(size_t size); /* glibc's own allocator, whatever malloc is */
+/* A block from glibc's own allocator, whatever malloc is: libc's __libc_malloc, looked up in libc
+ * itself (a program linked with tamalloc has tamalloc's __libc_malloc). */
+static void *libc_malloc(size_t size) {
+  void *libc = dlopen("libc.so.6", RTLD_LAZY | RTLD_NOLOAD);
+  CHECK(libc != NULL);
+  void *(*fn)(size_t) = (void *(*)(size_t))(uintptr_t)dlsym(libc, "__libc_malloc");
+  CHECK(fn != NULL);
+  return fn(size);
+}
 
 static void bad_free(void *p) {
   death_expect_ptr(p);
@@ -59,7 +68,7 @@ static void free_rodata(void) { bad_free((void *)rodata); }
 static void free_mmap(void) { bad_free(foreign_page() + 4096 + 64); }
 static void free_after_unmapped(void) { bad_free(after_unmapped()); }
 static void free_libc_block(void) {
-  char *p = __libc_malloc(100);
+  char *p = libc_malloc(100);
   CHECK(p != NULL);
   bad_free(p);
 }
