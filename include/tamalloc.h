@@ -39,6 +39,15 @@ TA_API size_t ta_usable_size(const void *ptr);
  * allocated the block; on another thread a block freed a moment ago may still read as live. */
 TA_API int ta_owns(const void *ptr);
 
+/* Checks that the heap is consistent: every segment, page (its counts and owner) and free list of
+ * the calling thread's arena, of the arenas in the pool (their threads exited) and of the shared one;
+ * not the arenas bound to other threads, which their owners change without locks. Returns 0 when all
+ * is consistent; otherwise prints one line, "tamalloc: heap check failed: WHAT at 0x…", and aborts.
+ * Works in every build, and costs time in proportion to those arenas' heaps (it holds each one's
+ * locks meanwhile), so it is meant for tests and debugging: with -Ddebug_checks=3 the stress tests
+ * and the fuzz target call it at checkpoints. */
+TA_API int ta_validate(void);
+
 /* Release every free page tamalloc can give back now; `pad` bytes are left at the top of the brk heap
  * (as glibc's malloc_trim). Returns 1 if any memory was released, else 0. */
 TA_API int ta_trim(size_t pad);

@@ -147,6 +147,16 @@ static inline void st_churn_step(st_block_t *slots, size_t nslots, st_mailbox_t 
   st_fill(b->p, b->n, b->id);
 }
 
+/* A checkpoint: with -Ddebug_checks=3 (meson passes TA_TEST_VALIDATE) the whole-heap validator runs
+ * over the calling thread's arena and the pooled and shared ones; it aborts, naming the address, on
+ * an inconsistency. Other builds skip it: it costs time in proportion to the heap. */
+#ifndef TA_TEST_VALIDATE
+#define TA_TEST_VALIDATE 0
+#endif
+static inline void st_checkpoint(void) {
+  if (TA_TEST_VALIDATE) CHECK(ta_validate() == 0);
+}
+
 /* Resident set size in bytes, from /proc/self/statm (read without stdio). */
 static inline size_t st_rss_bytes(void) {
   char buf[256];

@@ -68,6 +68,7 @@ static void run_threads(uint64_t first, uint64_t count) {
         delayed[slot][delayed_n[slot]++] = jobs[m];
       }
     }
+    if (batch % 64 == 0) st_checkpoint(); /* main's arena and those of the exited threads */
   }
   for (unsigned slot = 0; slot < DELAY; slot++) free_delayed(slot);
 }

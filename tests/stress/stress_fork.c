@@ -84,6 +84,7 @@ static void child(uint64_t k, st_block_t *inherited, size_t n_inherited) {
   CHECK(pthread_create(&th, NULL, child_thread, &r) == 0);
   CHECK(pthread_join(th, NULL) == 0);
 #endif
+  st_checkpoint(); /* the child's arena, and the pooled one its thread left */
   for (size_t i = 0; i < 64; i++) {
     st_check_block(&blocks[i]);
     st_free_block(&blocks[i], &r);

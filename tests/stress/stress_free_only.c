@@ -38,6 +38,7 @@ static void *freer(void *arg) {
       st_check_block(&b.blocks[i]);
       st_free_block(&b.blocks[i], &r);
     }
+    st_checkpoint();
     CHECK(pthread_mutex_lock(&mu) == 0);
     busy--;
     CHECK(pthread_cond_broadcast(&cv) == 0);
@@ -77,6 +78,7 @@ int main(void) {
     CHECK(pthread_cond_broadcast(&cv) == 0);
     CHECK(pthread_mutex_unlock(&mu) == 0);
 
+    if (round % 16 == 0) st_checkpoint();
     if (round == warm) {
       rss0 = st_rss_bytes();
       seg0 = st_stats().segment_bytes;

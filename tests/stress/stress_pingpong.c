@@ -58,6 +58,7 @@ static void *player(void *arg) {
     b.align = 0;
     b.id = ((uint64_t)(me + 1) << 48) | ((uint64_t)(hops + 1) << 32) | (next_id++ & 0xffffffffu);
     st_fill(q, n, b.id);
+    if (next_id % 1024 == 0) st_checkpoint();
 
     CHECK(pthread_mutex_lock(&mu) == 0);
     side_t *to = &sides[!me];

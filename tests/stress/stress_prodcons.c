@@ -73,6 +73,7 @@ static void *producer(void *arg) {
       st_fill(b->p, b->n, b->id);
     }
     put_batch(q, batch, BATCH);
+    if (k % 512 == 0) st_checkpoint();
   }
   put_batch(q, batch, 0);
   return NULL;
@@ -89,6 +90,7 @@ static void *consumer(void *arg) {
       st_free_block(&batch[i], &r);
     }
     q->consumed += n;
+    if (q->consumed % (512 * BATCH) == 0) st_checkpoint();
   }
   return NULL;
 }

@@ -103,6 +103,7 @@ static void *worker_main(void *arg) {
     }
     /* else: only the check above */
     if (w->tid == 0 && op % 2000 == 1999) (void)ta_trim(0); /* purge while the others work */
+    if (op % 8192 == 4095) st_checkpoint();
   }
   /* No thread sends after the barrier, so one last drain empties every mailbox for good. */
   int rc = pthread_barrier_wait(&done_barrier);
@@ -113,6 +114,7 @@ static void *worker_main(void *arg) {
     st_check_block(&slots[i]);
     st_free_block(&slots[i], &r);
   }
+  st_checkpoint();
   return NULL;
 }
 
@@ -143,6 +145,7 @@ int main(void) {
     CHECK_MSG(handed == received, "%lu blocks handed over, %lu received", handed, received);
     CHECK(handed > 0);
     fprintf(stderr, "round %d: %lu allocations, %lu handed to another thread\n", round, allocs, handed);
+    st_checkpoint(); /* main's arena and the eight exited threads', now in the pool */
     seed += 1;
     /* The next rounds purge free pages as soon as they are free, racing with their reuse. */
     CHECK(ta_mallopt(TA_OPT_DECAY_MS, 0) == 1);
