@@ -6,6 +6,7 @@
  * bump allocator arenas are carved from. Arenas are never freed, so a pointer to one stays valid for
  * other threads that push remote frees onto it. */
 #include <errno.h>
+#include <sched.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 #include <string.h>
@@ -109,6 +110,17 @@ void ta_arena_fork_child(ta_fork_phase_t phase, bool keep_arena) {
     ta_tls_arena = &ta_arena_empty;
     pthread_setspecific(ta_thread_key, NULL);
   }
+}
+
+bool ta_arena_trim_claim(ta_arena_t *arena, bool wait) {
+  bool idle = false;
+  while (!atomic_compare_exchange_weak_explicit(&arena->trimming, &idle, true, memory_order_acquire,
+                                                memory_order_relaxed)) {
+    if (!wait) return false;
+    idle = false;
+    sched_yield();
+  }
+  return true;
 }
 
 size_t ta_arena_count(void) { return atomic_load_explicit(&arena_count, memory_order_relaxed); }

@@ -44,6 +44,15 @@ extern _Atomic size_t ta_segment_grows;
 extern ta_page_t ta_page_empty;
 extern __thread ta_arena_t *ta_tls_arena __attribute__((tls_model("initial-exec")));
 
+/* One trim pass (or a validation, which must not see units a pass holds out of the masks) at a time
+ * over an arena: claim the arena's `trimming` flag. With `wait` the claim yields until the pass
+ * that runs ends (a pass holds no lock while it waits for nothing, so this cannot deadlock);
+ * without, it gives up. False if not claimed. */
+bool ta_arena_trim_claim(ta_arena_t *arena, bool wait);
+TA_INLINE void ta_arena_trim_release(ta_arena_t *arena) {
+  atomic_store_explicit(&arena->trimming, false, memory_order_release);
+}
+
 /* arena.c */
 void *ta_arena_malloc_slow(ta_arena_t *arena, size_t cls);
 void ta_arena_drain_xfree(ta_arena_t *arena);

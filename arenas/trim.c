@@ -17,7 +17,6 @@
  * from starting (purging then happens on slow paths only). Purging never runs on the malloc/free fast paths. */
 #include "trim.h"
 
-#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -139,13 +138,7 @@ size_t ta_trim_arena(ta_arena_t *arena, uint32_t now, bool force, size_t top_pad
    * or another thread must never wait behind those. In a fork child a pass that was running is
    * gone: the units it held out of the masks stay out (free memory lost to the child, no block). */
   if (arena->tainted) return 0; /* a fork child's arena whose lists may be half edited */
-  bool idle = false;
-  while (!atomic_compare_exchange_weak_explicit(&arena->trimming, &idle, true, memory_order_acquire,
-                                                memory_order_relaxed)) {
-    if (!force) return 0;
-    idle = false;
-    sched_yield(); /* a pass holds no lock while it runs, so waiting for it cannot deadlock */
-  }
+  if (!ta_arena_trim_claim(arena, force)) return 0;
   size_t released = 0;
   for (;;) {
     trim_job_t jobs[TA_TRIM_BATCH];
@@ -211,7 +204,7 @@ size_t ta_trim_arena(ta_arena_t *arena, uint32_t now, bool force, size_t top_pad
     ta_unlock(&arena->seg_lock);
     if (!more) break;
   }
-  atomic_store_explicit(&arena->trimming, false, memory_order_release);
+  ta_arena_trim_release(arena);
   atomic_fetch_add_explicit(&purged_bytes, released, memory_order_relaxed);
   return released;
 }

@@ -1,7 +1,7 @@
 /* The whole-heap validator, ta_validate (include/tamalloc.h). It walks the arenas whose pages nobody
  * changes meanwhile: the calling thread's own, those in the pool (under the pool lock, as their owner
  * for the moment) and the shared one (under its lock). A bound arena of another thread is never
- * walked: its owner changes its pages without locks. Each arena's trim_lock and seg_lock are held
+ * walked: its owner changes its pages without locks. Each arena's trimming flag and seg_lock are held
  * for its walk, so no trim pass holds units or a segment out of the masks meanwhile; other threads
  * may still push remote frees, which only prepend to xfree lists that are walked from a snapshot.
  *
@@ -216,7 +216,7 @@ static void check_arena_xfree(walk_t *w) {
 
 void ta_validate_arena(ta_arena_t *arena) {
   walk_t w = {.arena = arena};
-  ta_lock(&arena->trim_lock);
+  ta_arena_trim_claim(arena, true);
   ta_lock(&arena->seg_lock);
   size_t bound = ta_seg_count(NULL);
   check_segment_list(&w, arena->segments, false, bound);
@@ -224,7 +224,7 @@ void ta_validate_arena(ta_arena_t *arena) {
   check_bins(&w);
   check_arena_xfree(&w);
   ta_unlock(&arena->seg_lock);
-  ta_unlock(&arena->trim_lock);
+  ta_arena_trim_release(arena);
 }
 
 static void validate_one(ta_arena_t *arena, void *ctx) {

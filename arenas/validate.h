@@ -8,7 +8,7 @@
 #pragma GCC visibility push(hidden)
 
 /* Checks one arena, as its owner (its thread, or a holder of the pool or shared lock for an arena in
- * the pool or the shared one); takes its trim_lock and seg_lock. On an inconsistency prints
+ * the pool or the shared one); claims its trimming flag and takes its seg_lock. On an inconsistency prints
  * "tamalloc: heap check failed: WHAT at 0x…" and aborts. */
 void ta_validate_arena(ta_arena_t *arena);
 
