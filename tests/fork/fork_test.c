@@ -26,6 +26,25 @@
 #define TN(f) ta_##f
 #endif
 
+/* Preloaded (libtamalloc.so under LD_PRELOAD, this program linked without it): the two ta_* calls
+ * are looked up at run time. */
+#if TA_TEST_PRELOADED
+#include <dlfcn.h>
+static void stats_get(ta_stats_t *out) {
+  void (*fn)(ta_stats_t *) = (void (*)(ta_stats_t *))(uintptr_t)dlsym(RTLD_DEFAULT, "ta_stats_get");
+  CHECK(fn != NULL);
+  fn(out);
+}
+static size_t stats_json(char *buf, size_t len) {
+  size_t (*fn)(char *, size_t) = (size_t(*)(char *, size_t))(uintptr_t)dlsym(RTLD_DEFAULT, "ta_stats_json");
+  CHECK(fn != NULL);
+  return fn(buf, len);
+}
+#else
+#define stats_get ta_stats_get
+#define stats_json ta_stats_json
+#endif
+
 #define KIB ((size_t)1 << 10)
 #define MIB ((size_t)1 << 20)
 
@@ -548,7 +567,7 @@ static int signal_stats_program(long forks) {
   int next_free = 0;
   while (stats_forks < forks) {
     ta_stats_t st;
-    ta_stats_get(&st);
+    stats_get(&st);
     walks++;
     stats_progress++;
     /* Keep the trimmer busy: free a few blocks (whole spans go back) and allocate them again. */
@@ -667,7 +686,7 @@ static void *bind_main(void *arg) {
 
 static size_t count_bound_arenas(void) {
   static char json[1 << 16];
-  CHECK(ta_stats_json(json, sizeof json) < sizeof json);
+  CHECK(stats_json(json, sizeof json) < sizeof json);
   size_t n = 0;
   for (const char *s = json; (s = strstr(s, "\"state\": \"bound\"")) != NULL; s++) n++;
   return n;
