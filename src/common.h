@@ -53,15 +53,21 @@
 typedef pthread_mutex_t ta_lock_t;
 #define TA_LOCK_INIT PTHREAD_ERRORCHECK_MUTEX_INITIALIZER_NP
 extern __thread unsigned ta_tls_depth __attribute__((tls_model("initial-exec")));
-void ta_lock(ta_lock_t *l);
-static inline void ta_unlock(ta_lock_t *l) {
-  pthread_mutex_unlock(l);
+/* Only this thread and its signal handlers read the count: a signal fence (no instruction) keeps
+ * the compiler from moving it across what it brackets. */
+static inline void ta_busy_enter(void) {
+  ta_tls_depth++;
+  __atomic_signal_fence(__ATOMIC_SEQ_CST);
+}
+static inline void ta_busy_leave(void) {
+  __atomic_signal_fence(__ATOMIC_SEQ_CST);
   /* Never below zero: a fork child re-zeroes the count while an interrupted call may still hold. */
   if (ta_tls_depth) ta_tls_depth--;
 }
-static inline void ta_busy_enter(void) { ta_tls_depth++; }
-static inline void ta_busy_leave(void) {
-  if (ta_tls_depth) ta_tls_depth--;
+void ta_lock(ta_lock_t *l);
+static inline void ta_unlock(ta_lock_t *l) {
+  pthread_mutex_unlock(l);
+  ta_busy_leave();
 }
 
 /* Fork handlers (src/init.c has the protocol). PREPARE takes a module's locks, PARENT releases those

@@ -18,7 +18,7 @@ static _Noreturn void die(ta_out_t *o) {
 }
 
 void ta_lock(ta_lock_t *l) {
-  ta_tls_depth++;
+  ta_busy_enter();
   if (ta_unlikely(pthread_mutex_lock(l) != 0))
     ta_fatal("a lock was taken twice by one thread: was malloc called from a signal handler?");
 }
@@ -44,7 +44,7 @@ bool ta_fork_lock(ta_lock_t *l) {
     int owner = __atomic_load_n(&l->__data.__owner, __ATOMIC_RELAXED);
     if (owner == self) return false;
     if (owner != 0 && !bounded) return pthread_mutex_lock(l) == 0;
-    if (bounded && spins > 2000) return false;
+    if (bounded && spins > 200) return false;
     sched_yield();
   }
 }

@@ -12,6 +12,7 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <sys/single_threaded.h>
 #include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -305,8 +306,20 @@ static volatile sig_atomic_t handler_forks, fork_failures;
  * async-signal-safe functions: it exits at once. What is tested is that fork itself (tamalloc's
  * fork handlers, which meet the very locks the interrupted call may hold, even half taken) never
  * deadlocks, and that the parent carries on unharmed. */
+/* Every handler below forks only when the interrupted loop got on since that handler's last fork
+ * (the loops count their allocator calls here): a fork takes about as long as the timers' period on
+ * a busy machine, and a handler that forked at every tick would leave the loop no time at all. */
+static volatile sig_atomic_t fork_progress;
+static bool progressed(volatile sig_atomic_t *last) {
+  if (*last == fork_progress) return false;
+  *last = fork_progress;
+  return true;
+}
+
 static void on_alarm(int sig) {
   (void)sig;
+  static volatile sig_atomic_t last = -1;
+  if (!progressed(&last)) return;
   int saved = errno;
   pid_t pid = fork();
   if (pid == 0) _exit(0);
@@ -333,7 +346,7 @@ static int signal_program(double seconds) {
   long loops = 0, reaped = 0, bad = 0;
   double end = now_s() + seconds;
   while (now_s() < end) {
-    for (int i = 0; i < 200; i++, loops++) {
+    for (int i = 0; i < 200; i++, loops++, fork_progress++) {
       int k = (int)test_rng_below(&r, SLOTS);
       if (b[k]) {
         TN(free)(b[k]);
@@ -428,7 +441,8 @@ static volatile sig_atomic_t alloc_forks, alloc_fork_failures;
 static unsigned long alloc_seed;
 
 static void on_alarm_alloc(int sig) {
-  (void)sig;
+  static volatile sig_atomic_t last_alrm = -1, last_prof = -1;
+  if (!progressed(sig == SIGALRM ? &last_alrm : &last_prof)) return;
   int saved = errno;
   pid_t pid = fork();
   if (pid == 0) {
@@ -485,7 +499,7 @@ static int signal_alloc_program(long forks) {
    * thread alive: glibc's fork of a multithreaded process holds its own atfork lock across the
    * handlers, so a fork nested in another deadlocks inside glibc whatever the allocator. */
   const char *bg = getenv("TAMALLOC_BACKGROUND_THREAD");
-  bool nested = bg != NULL && strcmp(bg, "0") == 0;
+  bool nested = bg != NULL && strcmp(bg, "0") == 0 && __libc_single_threaded;
   struct sigaction sa;
   memset(&sa, 0, sizeof sa);
   sa.sa_handler = on_alarm_alloc;
@@ -501,7 +515,7 @@ static int signal_alloc_program(long forks) {
   size_t n[SLOTS] = {0};
   long loops = 0, reaped = 0, bad = 0;
   while (alloc_forks < forks) {
-    for (int i = 0; i < 100; i++, loops++) {
+    for (int i = 0; i < 100; i++, loops++, fork_progress++) {
       int k = (int)test_rng_below(&r, SLOTS);
       if (b[k]) {
         if (b[k][0] != (unsigned char)k || b[k][n[k] - 1] != (unsigned char)k) {
@@ -539,15 +553,12 @@ static void case_signal_alloc(void) {
 /* The statistics walk holds an arena's segment lock while the trimmer (decay 20 ms, so the
  * background thread passes every 10 ms) wants the same arena; the handler that interrupts the walk
  * forks. Many segments make the walk long, so a signal lands inside it often. */
-static volatile sig_atomic_t stats_forks, stats_progress;
+static volatile sig_atomic_t stats_forks;
 
-/* Forks at most once per iteration of the loop, so the loop always gets on (forking a process this
- * size takes about as long as the timer's period). */
 static void on_alarm_exit(int sig) {
   (void)sig;
-  static sig_atomic_t last;
-  if (stats_progress == last) return;
-  last = stats_progress;
+  static volatile sig_atomic_t last = -1;
+  if (!progressed(&last)) return;
   int saved = errno;
   pid_t pid = fork();
   if (pid == 0) _exit(0);
@@ -569,7 +580,7 @@ static int signal_stats_program(long forks) {
     ta_stats_t st;
     stats_get(&st);
     walks++;
-    stats_progress++;
+    fork_progress++;
     /* Keep the trimmer busy: free a few blocks (whole spans go back) and allocate them again. */
     for (int j = 0; j < 8; j++, next_free = (next_free + 1) % BLOCKS) {
       TN(free)(blk[next_free]);
