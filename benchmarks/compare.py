@@ -347,6 +347,10 @@ def fmt_ratio(x):
     return "—" if x is None else "%.2f×" % x if x >= 0.095 else "%.2g×" % x
 
 
+def fmt_ops(x):
+    return "%.3g M" % (x / 1e6) if x >= 1e6 else "%.3g k" % (x / 1e3) if x >= 1e3 else "%.3g" % x
+
+
 def fmt_ns(ns):
     return "%.3g" % ns if ns < 100 else "%.0f" % ns
 
@@ -406,27 +410,48 @@ def workload_table(wl, columns, reps):
     return title + "\n\n" + md_table(header, rows)
 
 
-def reported_table(wl, columns):
+def reported_keys(per, suffix):
+    """The keys ending in `suffix` that a workload printed, in the order printed (peak_rss_kib is the
+    launcher's, shown in the first table)."""
+    keys = []
+    for s in per.values():
+        if not s.get("failed"):
+            keys += [k for k in s if k.endswith(suffix) and k != "peak_rss_kib" and k not in keys]
+    return keys
+
+
+def reported_rows(wl, columns, suffix, fmt):
+    """One row per (workload, key ending in suffix): the medians, then the tamalloc ratio columns."""
     pairs = ratio_pairs(columns)
     rows = []
     for w, per in wl.items():
-        keys = []
-        for s in per.values():
-            if not s.get("failed"):
-                keys += [k for k in s if k.endswith("_kib") and k != "peak_rss_kib" and k not in keys]
-        for k in keys:
-            row = ["%s: %s" % (w, k[:-4])]
+        for k in reported_keys(per, suffix):
+            row = ["%s: %s" % (w, k[:-len(suffix)])]
             for c in columns:
                 v = median_of(per.get(c.name), k)
-                row.append("" if v is None else fmt_kib(v))
+                row.append("" if v is None else fmt(v))
             for t, b in pairs:
                 row.append(fmt_ratio(ratio(median_of(per.get(t), k), median_of(per.get(b), k))))
             rows.append(row)
+    return rows
+
+
+def reported_table(wl, columns):
+    rows = reported_rows(wl, columns, "_kib", fmt_kib)
     if not rows:
         return ""
-    header = ["resident set at"] + [c.name for c in columns] + ["%s / %s" % p for p in pairs]
+    header = ["resident set at"] + [c.name for c in columns] + ["%s / %s" % p for p in ratio_pairs(columns)]
     return ("### Memory reported by the workloads (RSS from /proc/self/statm at each point, median)\n\n"
             + md_table(header, rows))
+
+
+def throughput_table(wl, columns):
+    rows = reported_rows(wl, columns, "_ops_per_s", fmt_ops)
+    if not rows:
+        return ""
+    header = ["throughput (ops/s)"] + [c.name for c in columns] + ["%s / %s" % p for p in ratio_pairs(columns)]
+    return ("### Throughput reported by the workloads — operations per second, median; "
+            "here above 1 means tamalloc is better\n\n" + md_table(header, rows))
 
 
 def micro_table(mi, columns, reps, min_time):
@@ -467,7 +492,8 @@ def write_csv(path, wl, mi, columns):
                     w.writerow(["workload", name, alloc, method[alloc], "failed", "", "", "", "", ""])
                     continue
                 for metric, st in s.items():
-                    unit = "s" if metric.endswith("_s") else "KiB" if metric.endswith("_kib") else ""
+                    unit = ("ops/s" if metric.endswith("_ops_per_s") else "s" if metric.endswith("_s")
+                            else "KiB" if metric.endswith("_kib") else "")
                     w.writerow(["workload", name, alloc, method[alloc], metric, unit,
                                 "%.6g" % st["median"], "%.6g" % st["min"], "%.6g" % st["max"], st["n"]])
         for name, per in mi.items():
@@ -476,49 +502,138 @@ def write_csv(path, wl, mi, columns):
                             "%.6g" % st["median"], "%.6g" % st["min"], "%.6g" % st["max"], st["n"]])
 
 
-def write_plot(path, wl, mi, columns):
+# Bar colours: the peers muted, tamalloc's columns strong, so tamalloc stands out in every group.
+PEER_COLOURS = {"glibc": "#a0a0a0", "jemalloc": "#8fb0d0", "mimalloc": "#a8c8a0", "tcmalloc": "#d0b0c8"}
+TAMALLOC_COLOURS = {"tamalloc-static": "#d62728", "tamalloc-preload": "#ff7f0e"}
+
+
+def natural_key(s):
+    """Sorts pair/8 before pair/64 before pair/1024."""
+    return [int(t) if t.isdigit() else t for t in re.split(r"([0-9]+)", s)]
+
+
+def plot_figures(wl, mi, columns, base):
+    """The figures: (file, title, rows, absolute) with rows [(label, {column: value or "FAIL"})] sorted by
+    workload (a workload's points in the order it printed them); absolute figures show values (KiB), the
+    others each column's ratio to base."""
+    def wl_rows(keys_of):
+        rows = []
+        for w, per in sorted(wl.items(), key=lambda kv: natural_key(kv[0])):
+            for label, key in keys_of(w, per):
+                vals = {}
+                for c in columns:
+                    s = per.get(c.name)
+                    if s is not None and s.get("failed"):
+                        vals[c.name] = "FAIL"
+                    elif median_of(s, key) is not None:
+                        vals[c.name] = median_of(s, key)
+                rows.append((label, vals))
+        return rows
+    figures = [
+        ("results-time.png", "Wall time, ratio to %s (left of 1× = faster)" % base,
+         wl_rows(lambda w, per: [(w, "wall_s")]), False),
+        ("results-peak-rss.png", "Peak RSS, ratio to %s (left of 1× = smaller)" % base,
+         wl_rows(lambda w, per: [(w, "peak_rss_kib")]), False),
+        ("results-memory.png", "Resident set at the points the workloads report (log; ratio to %s on "
+         "tamalloc's bars)" % base,
+         wl_rows(lambda w, per: [("%s: %s" % (w, k[:-4].replace("rss_", "")), k) for k in reported_keys(per, "_kib")]),
+         True),
+        ("results-throughput.png", "Throughput (ops/s), ratio to %s (right of 1× = faster)" % base,
+         wl_rows(lambda w, per: [("%s: %s" % (w, k[:-10]), k) for k in reported_keys(per, "_ops_per_s")]), False),
+    ]
+    if mi:
+        # google-benchmark's "/real_time" says how the benchmark is timed, not which one it is.
+        rows = [(n.replace("/real_time", ""), {a: st["median"] for a, st in per.items()}) for n, per in mi.items()]
+        figures.append(("results-micro.png", "Micro benchmarks: ns per op, ratio to %s (left of 1× = faster)" % base,
+                        sorted(rows, key=lambda r: natural_key(r[0])), False))
+    return [f for f in figures if f[2]]
+
+
+def draw_bars(plt, path, title, rows, names, base, absolute):
+    """Horizontal bars, one group per row, one bar per column; on a log axis, from 1× (or from below
+    the smallest value) to the value, with the ratio (or the value) printed at the end of each bar."""
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
+    shown = names if absolute else [n for n in names if n != base]
+    bar = 0.13                          # inches per bar: 13 pixels, room for a 7.5 pt label
+    group = bar * len(shown) + 0.2      # inches per row, gap included
+    label_in = 0.075 * max(len(r[0]) for r in rows) + 0.3
+    width = 12.0
+    height = 1.3 + group * len(rows)
+    fig, ax = plt.subplots(figsize=(width, height))
+    fig.subplots_adjust(left=label_in / width, right=0.98, top=1 - 1.0 / height, bottom=0.35 / height)
+    values = [v for _, vals in rows for v in vals.values() if v != "FAIL" and v > 0]
+    if not absolute:
+        values = [v / b for _, vals in rows for a, v in vals.items()
+                  for b in [vals.get(base)] if v != "FAIL" and b not in (None, "FAIL") and v > 0 and a != base]
+    lo, hi = (min(values), max(values)) if absolute else (min(values + [1.0]), max(values + [1.0]))
+    floor = lo / 1.5 if absolute else 1.0
+    left = floor / 1.2 if absolute else lo / 1.6
+    # Room right of the longest bar for its label, about a sixth of the axis (the axis is logarithmic).
+    right = hi * (hi / left) ** 0.15 * 1.1
+    step = bar / group                  # one bar in units of rows
+    for i, (label, vals) in enumerate(rows):
+        b = vals.get(base)
+        for j, a in enumerate(shown):
+            y = i - (len(shown) - 1) / 2 * step + j * step
+            v = vals.get(a)
+            tam = a in TAMALLOC_COLOURS
+            colour = TAMALLOC_COLOURS.get(a) or PEER_COLOURS.get(a.replace("-preload", ""), "#c0c0c0")
+            if v == "FAIL" or v is None or not absolute and b in (None, "FAIL"):
+                ax.text(floor, y, " FAIL" if v == "FAIL" else " —", va="center", fontsize=8, color="#b00000")
+                continue
+            x = v if absolute else v / b
+            ax.barh(y, x - floor, left=floor, height=step * 0.9, color=colour,
+                    edgecolor="black" if tam else "none", linewidth=0.6)
+            if absolute:
+                text = fmt_kib(v) + (" (%s)" % fmt_ratio(ratio(v, b)) if tam and b not in (None, "FAIL") else "")
+            else:
+                text = fmt_ratio(x)
+            ax.text(x * (1.02 if x >= floor else 0.98), y, text, va="center", ha="left" if x >= floor else "right",
+                    fontsize=7.5, fontweight="bold" if tam else "normal")
+        if i:
+            ax.axhline(i - 0.5, color="#e0e0e0", linewidth=0.6)
+    ax.set_xscale("log")
+    ax.set_xlim(left, right)
+    if absolute:  # powers of 4 KiB: 1 MiB, 4 MiB, 16 MiB, ...
+        ticks = [4.0 ** k for k in range(0, 16) if left <= 4.0 ** k <= right]
+    else:
+        ticks = [m * 10.0 ** k for k in range(-3, 4) for m in (1, 2, 5) if left <= m * 10.0 ** k <= right]
+        ax.axvline(1.0, color="black", linewidth=0.8)
+    ax.xaxis.set_major_locator(FixedLocator(ticks))
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.xaxis.set_major_formatter(FuncFormatter(
+        lambda x, _: fmt_kib(x) if absolute else "1× = %s" % base if x == 1 else "%g×" % x))
+    ax.set_ylim(len(rows) - 0.5, -0.5)
+    ax.set_yticks(range(len(rows)))
+    ax.set_yticklabels([r[0] for r in rows], fontsize=9)
+    ax.tick_params(axis="y", length=0)
+    ax.tick_params(axis="x", top=True, labeltop=True)  # the scale at both ends of a tall figure
+    ax.grid(axis="x", which="major", alpha=0.3)
+    ax.set_title(title, fontsize=11, loc="left", pad=22)
+    handles = [plt.Rectangle((0, 0), 1, 1, color=TAMALLOC_COLOURS.get(a) or PEER_COLOURS.get(a.replace("-preload", ""),
+                                                                                          "#c0c0c0")) for a in shown]
+    fig.legend(handles, shown, ncol=len(shown), fontsize=9, loc="upper center", bbox_to_anchor=(0.5, 1 - 0.05 / height),
+               frameon=False)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def write_plots(out, wl, mi, columns):
+    """Writes one PNG per figure into `out`; returns their names (none without matplotlib)."""
     try:
         import matplotlib
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
-        from matplotlib.ticker import FuncFormatter
     except ImportError:
-        note("compare: matplotlib not available to %s; results.png skipped" % sys.executable)
-        return False
+        note("compare: matplotlib not available to %s; the PNGs are skipped" % sys.executable)
+        return []
     base = "glibc" if any(c.name == "glibc" for c in columns) else columns[0].name
     names = [c.name for c in columns]
-    panels = [("wall time relative to %s (log)" % base, wl, "wall_s"),
-              ("peak RSS relative to %s (log)" % base, wl, "peak_rss_kib")]
-    if mi:
-        panels.append(("micro benchmarks: ns/op relative to %s (log)" % base, mi, None))
-    groups = max(len(wl), len(mi) if mi else 0, 1)
-    fig, axes = plt.subplots(len(panels), 1, figsize=(max(10, 0.55 * groups * len(names) / 3 + 4), 4.2 * len(panels)),
-                             squeeze=False)
-    width = 0.8 / len(names)
-    for ax, (title, data, metric) in zip(axes[:, 0], panels):
-        labels = list(data)
-        for i, a in enumerate(names):
-            ys = []
-            for lab in labels:
-                per = data[lab]
-                if metric:
-                    ys.append(ratio(median_of(per.get(a), metric), median_of(per.get(base), metric)) or float("nan"))
-                else:
-                    ys.append(ratio(per.get(a, {}).get("median"), per.get(base, {}).get("median")) or float("nan"))
-            ax.bar([x + (i - (len(names) - 1) / 2) * width for x in range(len(labels))], ys, width, label=a)
-        ax.set_yscale("log")
-        ax.yaxis.set_major_formatter(FuncFormatter(lambda y, _: "%g×" % y))
-        ax.yaxis.set_minor_formatter(FuncFormatter(lambda y, _: ""))
-        ax.axhline(1.0, color="black", linewidth=0.8)
-        ax.set_title(title)
-        ax.set_xticks(range(len(labels)))
-        ax.set_xticklabels(labels, rotation=35 if len(labels) < 20 else 60, ha="right", fontsize=8)
-        ax.grid(axis="y", which="both", alpha=0.3)
-    axes[0, 0].legend(ncol=min(len(names), 6), fontsize=8, loc="upper left")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return True
+    written = []
+    for name, title, rows, absolute in plot_figures(wl, mi, columns, base):
+        draw_bars(plt, os.path.join(out, name), title, rows, names, base, absolute)
+        written.append(name)
+    return written
 
 
 # --- main --------------------------------------------------------------------------------------------
@@ -646,6 +761,7 @@ def main(argv):
     wl, mi = summarise(runs, columns, workloads, micro)
     report = [workload_table(wl, columns, args.reps) if workloads else "",
               reported_table(wl, columns),
+              throughput_table(wl, columns),
               micro_table(mi, columns, args.reps, args.micro_min_time)]
     report = "\n\n".join(r for r in report if r) + "\n"
     print(report)
@@ -669,8 +785,10 @@ def main(argv):
         f.write("\n")
     write_csv(os.path.join(args.out, "results.csv"), wl, mi, columns)
     files = ["results.md", "results.csv", "results.json"]
-    if write_plot(os.path.join(args.out, "results.png"), wl, mi, columns):
-        files.append("results.png")
+    for old in os.listdir(args.out):  # figures of an earlier run that this one has no data for
+        if old.startswith("results") and old.endswith(".png"):
+            os.remove(os.path.join(args.out, old))
+    files += write_plots(args.out, wl, mi, columns)
     failed = [r for r in runs if not r.ok]
     note("compare: %d runs in %.0f s; %s written to %s (raw google-benchmark JSON in raw/)"
          % (len(runs), elapsed, ", ".join(files), os.path.abspath(args.out)))
