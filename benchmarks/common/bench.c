@@ -2,10 +2,12 @@
 #include "bench.h"
 
 #include <dlfcn.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 /* Weak, so the programs link and run whether or not the C library (or the allocator under test)
@@ -22,12 +24,17 @@ size_t bench_rng_log_uniform(bench_rng_t *r, size_t lo, size_t hi) {
 }
 
 long bench_rss_kib(void) {
-  FILE *f = fopen("/proc/self/statm", "r");
-  if (!f) return 0;
-  long size = 0, resident = 0;
-  int got = fscanf(f, "%ld %ld", &size, &resident);
-  fclose(f);
-  if (got != 2) return 0;
+  /* open/read into the stack, not stdio: fopen would allocate through the allocator being measured. */
+  char buf[128];
+  int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  ssize_t got = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  if (got <= 0) return 0;
+  buf[got] = '\0';
+  const char *q = strchr(buf, ' '); /* the resident count is the second field */
+  if (!q) return 0;
+  long resident = strtol(q + 1, NULL, 10);
   return resident * (sysconf(_SC_PAGESIZE) / 1024);
 }
 

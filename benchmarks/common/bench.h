@@ -22,6 +22,16 @@ static inline uint64_t bench_rng_next(bench_rng_t *r) {
 /* Uniform in [0, n); n > 0. The modulo bias is irrelevant at the ranges used here. */
 static inline uint64_t bench_rng_below(bench_rng_t *r, uint64_t n) { return bench_rng_next(r) % n; }
 
+/* A 64-bit mix (murmur3's finaliser): a block's size and fate as a function of its index, so a
+ * workload of millions of blocks needs no table but the pointers. */
+static inline uint64_t bench_hash64(uint64_t x) {
+  x ^= x >> 33;
+  x *= 0xff51afd7ed558ccdull;
+  x ^= x >> 33;
+  x *= 0xc4ceb9fe1a85ec53ull;
+  return x ^ (x >> 33);
+}
+
 /* Log-uniform in [lo, hi]: every power of two between them is equally likely, the way real
  * programs' request sizes spread. lo >= 1. */
 size_t bench_rng_log_uniform(bench_rng_t *r, size_t lo, size_t hi);
@@ -29,7 +39,8 @@ size_t bench_rng_log_uniform(bench_rng_t *r, size_t lo, size_t hi);
 /* Keeps the compiler from proving an allocation unused (and deleting the malloc/free pair). */
 static inline void bench_escape(void *p) { __asm__ volatile("" : : "g"(p) : "memory"); }
 
-/* Resident set size of this process now, in KiB, from /proc/self/statm; 0 if unreadable. */
+/* Resident set size of this process now, in KiB, from /proc/self/statm; 0 if unreadable. Allocates
+ * nothing, so reading it does not disturb what it measures. */
 long bench_rss_kib(void);
 
 /* Calls malloc_trim(0) when the process has one (glibc always does; with another allocator in charge

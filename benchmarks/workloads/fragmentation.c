@@ -6,14 +6,7 @@
 
 #include <stdlib.h>
 
-/* Size and fate of block i are functions of i, so the only table needed is the pointers. */
-static inline uint64_t mix(uint64_t x) {
-  x ^= x >> 33;
-  x *= 0xff51afd7ed558ccdull;
-  x ^= x >> 33;
-  x *= 0xc4ceb9fe1a85ec53ull;
-  return x ^ (x >> 33);
-}
+/* Size and fate of block i are functions of bench_hash64(i), so the only table needed is the pointers. */
 static inline size_t block_size(uint64_t h) { return 16 + h % 241; } /* 16 .. 256 B, mean 136 */
 static inline int survives_first_free(uint64_t h) { return (h >> 32) % 10 == 0; }
 
@@ -27,7 +20,7 @@ int main(int argc, char **argv) {
 
   wl_report("rss_start_kib", bench_rss_kib());
   for (size_t i = 0; i < n; i++) {
-    uint64_t h = mix(i ^ salt);
+    uint64_t h = bench_hash64(i ^ salt);
     size_t sz = block_size(h);
     p[i] = wl_malloc(sz);
     wl_fill(p[i], sz, h);
@@ -35,7 +28,7 @@ int main(int argc, char **argv) {
   wl_report("rss_peak_kib", bench_rss_kib());
 
   for (size_t i = 0; i < n; i++) {
-    uint64_t h = mix(i ^ salt);
+    uint64_t h = bench_hash64(i ^ salt);
     if (survives_first_free(h)) continue;
     wl_check(p[i], block_size(h), h, "fragmentation");
     free(p[i]);
@@ -43,7 +36,7 @@ int main(int argc, char **argv) {
   wl_report("rss_after_free90_kib", bench_rss_kib());
 
   for (size_t i = 0; i < n; i++) {
-    uint64_t h = mix(i ^ salt);
+    uint64_t h = bench_hash64(i ^ salt);
     if (!survives_first_free(h)) continue;
     wl_check(p[i], block_size(h), h, "fragmentation");
     free(p[i]);

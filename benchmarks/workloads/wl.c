@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 
 static const char *wl_name = "workload";
 
@@ -131,6 +132,17 @@ void wl_check(const void *p, size_t n, uint64_t tag, const char *what) {
 void wl_report(const char *key, long value) {
   printf("%s=%ld\n", key, value);
   fflush(stdout);
+}
+
+void wl_sleep(double seconds) {
+  struct timespec ts = {(time_t)seconds, (long)((seconds - (double)(time_t)seconds) * 1e9)};
+  while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {}
+}
+
+double wl_now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
 void *wl_table(size_t bytes) {

@@ -39,21 +39,29 @@ void wl_fill(void *p, size_t n, uint64_t tag);
 /* Checks what wl_fill wrote; calls wl_fail naming `what` on a mismatch. */
 void wl_check(const void *p, size_t n, uint64_t tag, const char *what);
 
-/* Prints "key=value" on stdout for the runner to collect. */
+/* Prints "key=value" on stdout for the runner to collect. Keys ending in _kib are memory points (the
+ * memory table), keys ending in _ops_per_s throughputs (the throughput table). */
 void wl_report(const char *key, long value);
+
+/* Sleeps `seconds` of wall time (an idle server, in the workloads that wait for an allocator's
+ * delayed return of memory). */
+void wl_sleep(double seconds);
+
+/* Monotonic clock, seconds. */
+double wl_now(void);
 
 /* The mmap'd, allocator-independent array for bookkeeping that must not count against the allocator
  * (pointer tables of millions of entries); zeroed. wl_free_table returns it to the kernel. */
 void *wl_table(size_t bytes);
 void wl_free_table(void *p, size_t bytes);
 
-/* pthread_create and pthread_join that fail the run on error. */
 /* Random replacement: `live` blocks with sizes drawn from sizes[0 .. table_len) (a power of two),
  * then `ops` times a random block is checked, freed and replaced by one of a new size; at the end
  * all are checked and freed. The bookkeeping lives in wl_table memory, outside the allocator. */
 void wl_replace_churn(size_t live, const size_t *sizes, size_t table_len, size_t ops, bench_rng_t *rng,
                       uint64_t seed, const char *what);
 
+/* pthread_create and pthread_join that fail the run on error. */
 void wl_thread_start(pthread_t *t, void *(*fn)(void *), void *arg);
 void wl_thread_join(pthread_t t);
 
