@@ -8,6 +8,6 @@
 
 void mb_register_single(void);  /* single.c: pairs per size, calloc, realloc, aligned, router edge */
 void mb_register_batch(void);   /* batch.c: allocate N, free in LIFO / FIFO / random order */
-void mb_register_threads(void); /* threads.c: cross-thread free, throughput at 1..8 threads */
+void mb_register_threads(void); /* threads.c: cross-thread free, churn and large blocks at 1..8 threads */
 
 #endif

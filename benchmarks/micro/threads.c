@@ -1,7 +1,7 @@
 /* Multithreaded micro benchmarks. cross_thread_free: thread 0 allocates, thread 1 frees, through a
  * single-producer single-consumer ring, so every free is remote. mt_churn: 1, 2, 4 and 8 threads each
- * replace random blocks of a small private set — the scaling of the thread-local paths. Both are
- * timed by the wall clock; one op = one allocation plus its free, counted over all threads. */
+ * replace random blocks of a small private set — the scaling of the thread-local paths. large: big
+ * blocks at 1..8 threads. All are timed by the wall clock; one op = one allocation plus its free, counted over all threads. */
 #include "micro.h"
 
 #include <sched.h>
@@ -81,7 +81,29 @@ static void bm_mt_churn(tb_state *s, void *user) {
   tb_set_items_processed(s, tb_iterations(s));
 }
 
+/* large/N: malloc(N) + write its first byte + free, N = 256 KiB or 1 MiB, in 1, 2, 4 and 8 threads:
+ * the large path under contention. Touching one byte makes an allocator that hands out fresh mappings
+ * pay a page fault per op, as a program that uses its buffers would. */
+static void bm_large(tb_state *s, void *user) {
+  (void)user;
+  size_t n = (size_t)tb_range(s, 0);
+  for (int64_t k; (k = tb_batch(s)) > 0;) {
+    for (int64_t i = 0; i < k; i++) {
+      volatile char *p = malloc(n);
+      if (!p) {
+        tb_skip_with_error(s, "malloc returned NULL");
+        break;
+      }
+      p[0] = (char)i;
+      free(tb_escape((void *)p));
+    }
+  }
+  tb_set_items_processed(s, tb_iterations(s));
+}
+
 void mb_register_threads(void) {
   tb_bench_real_time(tb_bench_threads(tb_register("cross_thread_free", bm_cross_thread_free, NULL), 2));
   tb_bench_real_time(tb_bench_thread_range(tb_register("mt_churn", bm_mt_churn, NULL), 1, 8));
+  tb_bench_real_time(
+      tb_bench_thread_range(tb_bench_arg(tb_bench_arg(tb_register("large", bm_large, NULL), 256 << 10), 1 << 20), 1, 8));
 }
