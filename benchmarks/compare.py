@@ -561,11 +561,12 @@ def draw_bars(plt, path, title, rows, names, base, absolute):
     height = 1.3 + group * len(rows)
     fig, ax = plt.subplots(figsize=(width, height))
     fig.subplots_adjust(left=label_in / width, right=0.98, top=1 - 1.0 / height, bottom=0.35 / height)
-    values = [v for _, vals in rows for v in vals.values() if v != "FAIL" and v > 0]
-    if not absolute:
-        values = [v / b for _, vals in rows for a, v in vals.items()
-                  for b in [vals.get(base)] if v != "FAIL" and b not in (None, "FAIL") and v > 0 and a != base]
-    lo, hi = (min(values), max(values)) if absolute else (min(values + [1.0]), max(values + [1.0]))
+    if absolute:
+        values = [v for _, vals in rows for v in vals.values() if v != "FAIL" and v > 0]
+    else:  # the ratios, and 1 itself: the axis always shows the base line
+        values = [1.0] + [v / vals[base] for _, vals in rows for a, v in vals.items()
+                          if a != base and v != "FAIL" and vals.get(base) not in (None, "FAIL") and v > 0]
+    lo, hi = min(values, default=1.0), max(values, default=1.0)
     floor = lo / 1.5 if absolute else 1.0
     left = floor / 1.2 if absolute else lo / 1.6
     # Room right of the longest bar for its label, about a sixth of the axis (the axis is logarithmic).
@@ -578,7 +579,7 @@ def draw_bars(plt, path, title, rows, names, base, absolute):
             v = vals.get(a)
             tam = a in TAMALLOC_COLOURS
             colour = TAMALLOC_COLOURS.get(a) or PEER_COLOURS.get(a.replace("-preload", ""), "#c0c0c0")
-            if v == "FAIL" or v is None or not absolute and b in (None, "FAIL"):
+            if v is None or v == "FAIL" or v <= 0 or not absolute and (b in (None, "FAIL") or b <= 0):
                 ax.text(floor, y, " FAIL" if v == "FAIL" else " —", va="center", fontsize=8, color="#b00000")
                 continue
             x = v if absolute else v / b

@@ -1,7 +1,8 @@
 #!/usr/bin/python3
-"""The `benchmarks` test suite: runs compare.py briefly (two small workloads and two micro
-benchmarks, one repetition, every allocator that is installed) into a temporary directory and checks
-that it succeeds and that results.csv and results.json are written and parse.
+"""The `benchmarks` test suite: runs compare.py briefly (three small workloads, one of them
+time-bounded and scored by throughput, and two micro benchmarks, one repetition, every allocator that
+is installed) into a temporary directory and checks that it succeeds, that results.csv and
+results.json are written and parse, and, where matplotlib is there, that the figures are written.
 
 usage: test_compare.py COMPARE_PY BUILD_ROOT
 """
@@ -13,7 +14,16 @@ import subprocess
 import sys
 import tempfile
 
-WORKLOADS = ["small_churn", "producer_consumer"]
+WORKLOADS = ["small_churn", "producer_consumer", "larson_server"]
+THROUGHPUT = ("larson_server", "throughput_ops_per_s")
+
+
+def have_matplotlib():
+    try:
+        import matplotlib  # noqa: F401 (only whether it imports)
+        return True
+    except ImportError:
+        return False
 
 
 def main():
@@ -46,6 +56,16 @@ def main():
                     errors.append("results.json: no wall time for %s × %s" % (w, a))
                 if not any(r["name"] == w and r["allocator"] == a and r["metric"] == "wall_s" for r in rows):
                     errors.append("results.csv: no wall_s row for %s × %s" % (w, a))
+        w, key = THROUGHPUT
+        for a in allocators:
+            if res["workloads"].get(w, {}).get(a, {}).get(key, {}).get("median", 0) <= 0:
+                errors.append("results.json: no %s for %s × %s" % (key, w, a))
+        if "### Throughput" not in open(os.path.join(out, "results.md")).read():
+            errors.append("results.md: no throughput table")
+        if have_matplotlib():
+            for name in ["results-time.png", "results-peak-rss.png", "results-throughput.png"]:
+                if not os.path.exists(os.path.join(out, name)):
+                    errors.append("%s not written" % name)
         if have_micro:
             for a in allocators:
                 if res["micro"].get("pair/64", {}).get(a, {}).get("median", 0) <= 0:
