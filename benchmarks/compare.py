@@ -568,7 +568,7 @@ def draw_bars(plt, path, title, rows, names, base, absolute):
                           if a != base and v != "FAIL" and vals.get(base) not in (None, "FAIL") and v > 0]
     lo, hi = min(values, default=1.0), max(values, default=1.0)
     floor = lo / 1.5 if absolute else 1.0
-    left = floor / 1.2 if absolute else lo / 1.6
+    left = floor / 1.2 if absolute else lo / 1.35
     # Room right of the longest bar for its label, about a sixth of the axis (the axis is logarithmic).
     right = hi * (hi / left) ** 0.15 * 1.1
     step = bar / group                  # one bar in units of rows
