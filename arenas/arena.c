@@ -10,11 +10,13 @@
 #include <unistd.h>
 #include <string.h>
 
-#include "config.h"
-#include "init.h"
-#include "os.h"
-#include "page.h"
-#include "trim.h"
+#include "src/config.h"
+#include "src/os.h"
+#include "arenas/page.h"
+#include "arenas/trim.h"
+
+pthread_key_t ta_thread_key;
+void ta_arena_key_create(void) { pthread_key_create(&ta_thread_key, ta_arena_thread_exit); }
 
 ta_page_t ta_page_empty; /* all zero: no free block, so the fast path always misses on it */
 ta_arena_t ta_arena_empty = {.current = {[0 ... TA_CLASSES - 1] = &ta_page_empty}};
@@ -293,6 +295,52 @@ void ta_arena_drain_xfree(ta_arena_t *arena) {
   }
 }
 
+size_t ta_arena_collect(ta_arena_t *arena, bool deep) {
+  size_t released = 0;
+  if (atomic_load_explicit(&arena->xfree, memory_order_relaxed) != 0) ta_arena_drain_xfree(arena);
+  for (unsigned cls = 0; cls < TA_CLASSES; cls++) {
+    ta_bin_clear_current(arena, cls);
+    for (ta_page_t *page = arena->bins[cls]; page != NULL;) {
+      ta_page_t *next = page->next;
+      released += ta_page_trim(page, deep);
+      page = next;
+    }
+  }
+  ta_seg_count_released(released);
+  return released;
+}
+
+static long decay_ms(void) { return atomic_load_explicit(&ta_config.decay_ms, memory_order_relaxed); }
+static size_t top_pad(void) { return atomic_load_explicit(&ta_config.top_pad, memory_order_relaxed); }
+
+/* Owner-side purging, amortised: a free that emptied a span only marks it (ta_arena_span_freed);
+ * every TA_PURGE_EVERY malloc slow paths the owner looks at the clock, and runs the mechanism once
+ * half a decay period passed since its last pass. */
+static void owner_purge(ta_arena_t *arena) {
+  arena->purge_ticks = 0;
+  long decay = decay_ms();
+  uint32_t now = ta_trim_clock();
+  if (decay < 0) {
+    arena->purge_pending = false;
+  } else if (ta_trim_owner_due(now, arena->last_trim, decay)) {
+    arena->purge_pending = false;
+    arena->last_trim = now;
+    ta_seg_trim(arena, now, false, top_pad());
+  }
+}
+
+void ta_arena_span_freed(ta_arena_t *arena, uint32_t now) {
+  long decay = decay_ms();
+  if (decay == 0) {
+    /* No decay: the user asked for memory back at the free that frees it (glibc's free trims its
+     * top the same way). The one case where a free makes a system call. */
+    arena->last_trim = now;
+    ta_seg_trim(arena, now, false, top_pad());
+  } else if (decay > 0) {
+    arena->purge_pending = true;
+  }
+}
+
 /* One allocation from an arena this thread does not own: the shared arena, or one borrowed from the
  * pool by an exiting thread (which must not bind one again, or the arena would stay bound to a dead
  * thread). Either way the thread's TLS points at the arena only while it allocates. */
@@ -321,7 +369,6 @@ static TA_NOINLINE void *malloc_unbound(size_t cls) {
 
 static void *malloc_slow(ta_arena_t *arena, size_t cls) {
   if (ta_unlikely(arena == &ta_arena_empty)) {
-    ta_init();
     if (tls_exiting || tls_shared) {
       void *p = malloc_unbound(cls);
       if (p == NULL) errno = ENOMEM;
@@ -345,10 +392,7 @@ static void *malloc_slow(ta_arena_t *arena, size_t cls) {
     pthread_setspecific(ta_thread_key, arena);
     return ta_arena_alloc(arena, cls);
   }
-  /* The background thread starts here, on a bound arena between two operations: pthread_create
-   * allocates, and those allocations must find this thread's arena bound (or they would bind one
-   * of their own, which the outer call would then bind over) and its lists whole. */
-  if (ta_unlikely(atomic_load_explicit(&ta_trim_bg_wanted, memory_order_relaxed))) ta_trim_start_wanted();
+  if (ta_unlikely(arena->purge_pending) && ++arena->purge_ticks >= TA_PURGE_EVERY) owner_purge(arena);
   if (atomic_load_explicit(&arena->xfree, memory_order_relaxed) != 0) ta_arena_drain_xfree(arena);
   if (ta_bin_find_page(arena, (unsigned)cls) == NULL) {
     errno = ENOMEM;

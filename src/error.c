@@ -7,8 +7,9 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "common.h"
-#include "format.h"
+#include "src/common.h"
+#include "src/os.h" /* the platform assumptions */
+#include "src/format.h"
 
 #define TA_STDERR ((void *)(intptr_t)2)
 
@@ -36,6 +37,8 @@ void ta_lock(ta_lock_t *l) {
  *  - another thread holds it and this thread is inside tamalloc (a handler that interrupted it): that
  *    holder may be waiting for a lock the interrupted code holds, so wait only a bounded time, then
  *    leave it; the child rebuilds what it guards. */
+/* glibc/x86-64 only (src/os.h refuses other platforms): the owner field is glibc's layout. */
+_Static_assert(sizeof(((ta_lock_t *)0)->__data.__owner) == sizeof(int), "glibc's mutex owner field");
 bool ta_fork_lock(ta_lock_t *l) {
   int self = (int)syscall(SYS_gettid);
   bool bounded = ta_tls_depth > 0;

@@ -34,7 +34,7 @@
  * allocation binds a fresh one: the child never resumes the interrupted call's half-made state.
  * A fork that interrupts the fork handlers themselves (fork_lock held by this thread) takes
  * nothing, and its child rebuilds everything (TA_FORK_CHILD_LOST). */
-#include "init.h"
+#include "src/init.h"
 
 #include <sched.h>
 #include <sys/single_threaded.h>
@@ -42,11 +42,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "segment.h"
-#include "trim.h"
+#include "arenas/arena.h"
+#include "src/config.h"
+#include "src/large.h"
+#include "src/os.h"
+#include "src/sched.h"
+#include "src/secret.h"
 
-uintptr_t ta_secret;
-pthread_key_t ta_thread_key;
 _Atomic int ta_init_state;
 __thread unsigned ta_tls_depth __attribute__((tls_model("initial-exec")));
 static __thread bool tls_initialising __attribute__((tls_model("initial-exec")));
@@ -105,21 +107,8 @@ static void fork_child(void) {
   ta_large_fork(phase);
   ta_seg_fork(phase);
   ta_arena_fork_child(phase, keep_arena);
-  ta_trim_fork_child();
+  ta_sched_fork_child();
   ta_tls_depth = 0;
-}
-
-static uintptr_t make_secret(void) {
-  uint64_t v = 0;
-  if (syscall(SYS_getrandom, &v, sizeof v, 1 /* GRND_NONBLOCK */) != (long)sizeof v) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    v = (uint64_t)ts.tv_nsec * 0x9e3779b97f4a7c15ull ^ (uint64_t)(uintptr_t)&v ^
-        ((uint64_t)getpid() << 32);
-  }
-  /* Bit 63 set: the encoding of NULL (the secret itself) is never a user-space address, so a word
-   * of zeros never decodes to a plausible link. */
-  return (uintptr_t)(v | ((uint64_t)1 << 63));
 }
 
 void ta_init_slow(void) {
@@ -127,9 +116,10 @@ void ta_init_slow(void) {
   if (atomic_compare_exchange_strong_explicit(&ta_init_state, &expect, 1, memory_order_acq_rel,
                                               memory_order_acquire)) {
     tls_initialising = true;
-    ta_secret = make_secret();
+    ta_secret_init();
+    ta_os_check_layout();
     ta_config_init();
-    pthread_key_create(&ta_thread_key, ta_arena_thread_exit);
+    ta_arena_key_create();
     /* pthread_atfork may allocate: by now the secret and the key exist, and tls_initialising lets
      * that allocation through. */
     pthread_atfork(fork_prepare, fork_parent, fork_child);

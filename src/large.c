@@ -12,15 +12,14 @@
  * and TA_CACHE_MAX_BYTES in all, and reused by the next request of about the same size, so a loop of
  * multi-megabyte buffers stops paying a fault per page. The trimmer unmaps them after the decay time
  * like any other free memory. They are not in the registry: a retained mapping is no block. */
-#include "large.h"
+#include "src/large.h"
 
 #include <stdatomic.h>
 #include <string.h>
 
-#include "config.h"
-#include "init.h"
-#include "os.h"
-#include "segment.h"
+#include "src/config.h"
+#include "src/os.h"
+#include "src/secret.h"
 
 static ta_lock_t large_lock = TA_LOCK_INIT;
 static uintptr_t *reg;          /* large_lock: table of block addresses, 0 = empty slot */
@@ -180,7 +179,7 @@ static char *cache_take(size_t need, size_t *size) {
 }
 
 void *ta_large_alloc(size_t size, size_t align, bool reuse, bool *fresh) {
-  ta_init(); /* the tag depends on the secret */
+  /* The tag depends on the secret: the router ran ta_init before the first call. */
   *fresh = true;
   size_t offset = align <= 16 ? 16 : (align <= TA_PAGE ? align : TA_PAGE);
   if (size > TA_MAX_REQUEST || align > TA_MAX_REQUEST) return NULL;

@@ -4,7 +4,7 @@
 #include <malloc.h>
 #include <stdlib.h>
 
-#include "router.h"
+#include "src/router.h"
 
 #define TA_EXPORT __attribute__((visibility("default")))
 

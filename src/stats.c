@@ -11,16 +11,15 @@
 #include <malloc.h>
 #include <pthread.h>
 #include <string.h>
-#include <sys/mman.h>
 
-#include "arena.h"
-#include "config.h"
-#include "format.h"
-#include "init.h"
-#include "large.h"
-#include "os.h"
+#include "arenas/arena.h"
+#include "src/config.h"
+#include "src/format.h"
+#include "src/init.h"
+#include "src/large.h"
+#include "src/os.h"
 #include "tamalloc.h"
-#include "trim.h"
+#include "arenas/trim.h"
 
 typedef struct {
   size_t count, reserved, committed, resident;
@@ -46,13 +45,7 @@ typedef struct {
 
 typedef void (*seg_visit_fn)(const arena_snap_t *arena, const seg_rec_t *seg, size_t resident, void *ctx);
 
-static size_t resident_of(uintptr_t addr, size_t len) {
-  unsigned char vec[TA_SEGMENT_SIZE / TA_PAGE];
-  if (len > TA_SEGMENT_SIZE || mincore((void *)addr, len, vec) != 0) return 0;
-  size_t n = 0;
-  for (size_t i = 0; i < len / TA_PAGE; i++) n += vec[i] & 1;
-  return n * TA_PAGE;
-}
+static size_t resident_of(uintptr_t addr, size_t len) { return ta_os_resident((const void *)addr, len); }
 
 /* seg_lock held: the live blocks of one segment's spans. */
 __attribute__((no_sanitize("thread"))) static void count_spans(ta_segment_t *seg, arena_snap_t *snap) {
@@ -162,7 +155,7 @@ static void walk_one(ta_arena_t *arena, void *ctx) {
  * their own; until they do, a block another thread freed a moment ago still counts.) */
 static void collect_pooled(ta_arena_t *arena, void *ctx) {
   (void)ctx;
-  ta_trim_pages(arena, false);
+  ta_arena_collect(arena, false);
 }
 
 static void walk(walk_t *w) {
@@ -187,7 +180,7 @@ void ta_stats_get(ta_stats_t *out) {
   out->live_blocks = w.total.live_blocks;
   ta_large_totals(&out->large_blocks, &out->large_bytes);
   out->large_retained_bytes = ta_large_cached_bytes();
-  ta_trim_totals(&out->purged_bytes, &out->purge_calls);
+  ta_seg_trim_totals(&out->purged_bytes, &out->purge_calls);
   out->segment_grows = atomic_load_explicit(&ta_segment_grows, memory_order_relaxed);
   out->remote_frees_collected = atomic_load_explicit(&ta_remote_collected, memory_order_relaxed);
   out->arena_adoptions = atomic_load_explicit(&ta_arena_adoptions, memory_order_relaxed);
@@ -253,7 +246,7 @@ static void json_report(ta_out_t *o) {
   walk(&w);
   size_t large_blocks, large_bytes, purged, calls;
   ta_large_totals(&large_blocks, &large_bytes);
-  ta_trim_totals(&purged, &calls);
+  ta_seg_trim_totals(&purged, &calls);
   ta_out_str(o, "], \"config\": {");
   kv(o, "mmap_threshold", (unsigned long long)ta_config_get(TA_OPT_MMAP_THRESHOLD), true);
   kv(o, "trim_threshold", (unsigned long long)ta_config_get(TA_OPT_TRIM_THRESHOLD), true);
@@ -339,7 +332,7 @@ static void text_report(ta_out_t *o) {
   walk(&w);
   size_t large_blocks, large_bytes, purged, calls;
   ta_large_totals(&large_blocks, &large_bytes);
-  ta_trim_totals(&purged, &calls);
+  ta_seg_trim_totals(&purged, &calls);
   ta_out_str(o, "arenas: ");
   ta_out_u(o, ta_arena_count());
   ta_out_str(o, " created, ");
