@@ -247,6 +247,21 @@ void ta_arena_with_shared(void (*fn)(ta_arena_t *arena, void *ctx), void *ctx) {
   ta_unlock(&shared_lock);
 }
 
+void ta_arena_visit(ta_arena_t *arena, void (*fn)(ta_arena_t *arena, bool owner, void *ctx), void *ctx) {
+  uint8_t state = __atomic_load_n(&arena->state, __ATOMIC_RELAXED);
+  if (state == TA_ARENA_SHARED) {
+    ta_lock(&shared_lock);
+    fn(arena, arena == shared_arena, ctx);
+    ta_unlock(&shared_lock);
+  } else if (state == TA_ARENA_POOLED) {
+    ta_lock(&pool_lock);
+    fn(arena, arena->state == TA_ARENA_POOLED, ctx); /* not adopted meanwhile */
+    ta_unlock(&pool_lock);
+  } else {
+    fn(arena, false, ctx);
+  }
+}
+
 void ta_arena_foreach(void (*fn)(ta_arena_t *arena, void *ctx), void *ctx) {
   ta_lock(&pool_lock);
   ta_arena_t *head = all_arenas;

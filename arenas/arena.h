@@ -72,6 +72,10 @@ size_t ta_arena_count(void);
 void ta_arena_foreach(void (*fn)(ta_arena_t *arena, void *ctx), void *ctx);
 /* Calls fn on every pooled arena with the pool locked: fn acts as the arena's owner. */
 void ta_arena_foreach_pooled(void (*fn)(ta_arena_t *arena, void *ctx), void *ctx);
+/* Calls fn(arena, owner, ctx): with `owner` true when nobody owns the arena (pooled, or the shared
+ * arena) and fn runs as its owner for the moment, under the lock that keeps it so (pool_lock,
+ * shared_lock); with `owner` false, and no lock, for an arena a thread owns. */
+void ta_arena_visit(ta_arena_t *arena, void (*fn)(ta_arena_t *arena, bool owner, void *ctx), void *ctx);
 /* Calls fn on the shared arena (TAMALLOC_ARENA_MAX), if any, as its owner for the moment. */
 void ta_arena_with_shared(void (*fn)(ta_arena_t *arena, void *ctx), void *ctx);
 /* page.c */
