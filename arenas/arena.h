@@ -1,5 +1,6 @@
 /* Arenas: one per thread, each owning its segments, bins and pages. This header holds the fast paths
- * (inline), everything else lives in arena.c, bins.c, page.c and segment.c.
+ * (inline), everything else lives in arena.c (an arena's life, its slow path), bind.c (which
+ * thread owns which arena), bins.c, page.c, segment.c and census.c (what statistics read).
  *
  * Ownership: an arena is used by at most one thread at a time, its owner, found through the
  * initial-exec TLS pointer ta_tls_arena. The owner changes its pages, bins and segments without locks
@@ -46,17 +47,26 @@ extern _Atomic size_t ta_segment_grows;
 extern ta_page_t ta_page_empty;
 extern __thread ta_arena_t *ta_tls_arena __attribute__((tls_model("initial-exec")));
 
-/* arena.c */
+/* bind.c */
 /* Fork handlers (protocol in src/init.c): the arena locks and every arena's seg_lock, in order. */
 void ta_arena_fork(ta_fork_phase_t phase);
 /* The child phase: `keep_arena` false orphans the forking thread's own arena too. */
 void ta_arena_fork_child(ta_fork_phase_t phase, bool keep_arena);
 void ta_arena_thread_exit(void *arena);
-/* The malloc slow path. ta_init (src/init.h) must have run: the router's miss function sees to it. */
-void *ta_arena_malloc_slow(ta_arena_t *arena, size_t cls);
 /* The thread-exit key (its destructor is ta_arena_thread_exit); created once, by ta_init_slow. */
 extern pthread_key_t ta_thread_key;
 void ta_arena_key_create(void);
+/* Calls fn on every pooled arena with the pool locked: fn acts as the arena's owner. */
+void ta_arena_foreach_pooled(void (*fn)(ta_arena_t *arena, void *ctx), void *ctx);
+/* Calls fn(arena, owner, ctx): with `owner` true when nobody owns the arena (pooled, or the shared
+ * arena) and fn runs as its owner for the moment, under the lock that keeps it so (pool_lock,
+ * shared_lock); with `owner` false, and no lock, for an arena a thread owns. */
+void ta_arena_visit(ta_arena_t *arena, void (*fn)(ta_arena_t *arena, bool owner, void *ctx), void *ctx);
+/* Calls fn on the shared arena (TAMALLOC_ARENA_MAX), if any, as its owner for the moment. */
+void ta_arena_with_shared(void (*fn)(ta_arena_t *arena, void *ctx), void *ctx);
+/* arena.c */
+/* The malloc slow path. ta_init (src/init.h) must have run: the router's miss function sees to it. */
+void *ta_arena_malloc_slow(ta_arena_t *arena, size_t cls);
 void ta_arena_drain_xfree(ta_arena_t *arena);
 /* Owner (or pool holder) only: other threads' frees collected, current pages stop being current,
  * empty pages go back to their segments; with `deep`, the free OS pages inside live pages are
@@ -70,14 +80,6 @@ void ta_arena_span_freed(ta_arena_t *arena, uint32_t now);
 size_t ta_arena_count(void);
 /* Calls fn on every arena ever made (they are never freed); fn runs with no lock held. */
 void ta_arena_foreach(void (*fn)(ta_arena_t *arena, void *ctx), void *ctx);
-/* Calls fn on every pooled arena with the pool locked: fn acts as the arena's owner. */
-void ta_arena_foreach_pooled(void (*fn)(ta_arena_t *arena, void *ctx), void *ctx);
-/* Calls fn(arena, owner, ctx): with `owner` true when nobody owns the arena (pooled, or the shared
- * arena) and fn runs as its owner for the moment, under the lock that keeps it so (pool_lock,
- * shared_lock); with `owner` false, and no lock, for an arena a thread owns. */
-void ta_arena_visit(ta_arena_t *arena, void (*fn)(ta_arena_t *arena, bool owner, void *ctx), void *ctx);
-/* Calls fn on the shared arena (TAMALLOC_ARENA_MAX), if any, as its owner for the moment. */
-void ta_arena_with_shared(void (*fn)(ta_arena_t *arena, void *ctx), void *ctx);
 /* page.c */
 void ta_page_free_slow(ta_page_t *page);
 void ta_page_free_remote(ta_page_t *page, ta_block_t *block);
