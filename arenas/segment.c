@@ -3,8 +3,9 @@
  *
  * Locks (order in src/init.c): an arena's seg_lock guards its segment list and each segment's unit
  * masks, so that the trimmer may purge the free units of an arena whose thread is busy or asleep;
- * the owner takes it only when it takes or returns a whole span. brk_lock serialises every move of
- * the program break by tamalloc. Syscalls run with neither held, except brk itself under brk_lock
+ * the owner takes it only when it takes or returns a whole span. brk_busy serialises every move of
+ * the program break by tamalloc: a flag, not a lock, so that no lock is held across the brk call and
+ * no fork handler waits for one. No lock is held across any system call here.
  * (that lock exists to order them). */
 #include "arenas/segment.h"
 
@@ -17,12 +18,15 @@
 
 uint8_t ta_segmap[TA_SEGMAP_SLOTS];
 
-static ta_lock_t brk_lock = TA_LOCK_INIT;
-/* Where tamalloc last left the break; 0 before first use. Written under brk_lock; read without it
- * by ta_seg_is_brk_top, so that a seg_lock holder never waits for brk_lock (a thread interrupted by
- * a signal while it holds brk_lock must not be able to deadlock a fork from that handler). */
+/* One thread at a time moves the break (brk_enter/brk_leave). Waiters yield; the mover holds no lock
+ * and makes one brk call, so the wait is short, and nothing that holds a lock ever waits here (the
+ * trim mechanism and seg_regrow drop seg_lock first). */
+static _Atomic bool brk_busy;
+static __thread bool tls_in_brk __attribute__((tls_model("initial-exec")));
+/* Where tamalloc last left the break; 0 before first use. Written under brk_busy; read without it
+ * by ta_seg_is_brk_top, so that a seg_lock holder never waits for a brk move. */
 static _Atomic uintptr_t brk_end;
-static bool brk_unusable;   /* brk_lock: brk failed or someone else moved the break */
+static bool brk_unusable;   /* brk_busy: brk failed or someone else moved the break */
 static _Atomic size_t seg_live;     /* segments mapped now */
 static _Atomic size_t seg_live_brk; /* of which on the brk heap */
 _Atomic size_t ta_segment_grows;    /* segments obtained from the OS so far */
@@ -31,10 +35,14 @@ static _Atomic size_t purged_bytes; /* bytes given back so far (ta_seg_trim, ta_
 static _Atomic size_t purge_calls;  /* release operations (madvise, munmap, brk) so far */
 
 void ta_seg_fork(ta_fork_phase_t phase) {
-  static bool taken; /* fork_lock (src/init.c) */
-  /* A child whose parent may have been halfway through moving the break stops using brk: the break
-   * may no longer be where brk_end says, and tamalloc never moves a break it is unsure of. */
-  if (!ta_fork_one(&brk_lock, &taken, phase) && phase >= TA_FORK_CHILD) brk_unusable = true;
+  /* Nothing to take: the break is moved under a flag, not a lock. A child whose parent was halfway
+   * through moving the break (the flag set) stops using brk: the break may no longer be where
+   * brk_end says, and tamalloc never moves a break it is unsure of. */
+  if (phase >= TA_FORK_CHILD) {
+    if (atomic_load_explicit(&brk_busy, memory_order_relaxed)) brk_unusable = true;
+    atomic_store_explicit(&brk_busy, false, memory_order_relaxed);
+    tls_in_brk = false;
+  }
 }
 
 void ta_segmap_set(ta_segment_t *seg, bool live) {
@@ -48,7 +56,25 @@ size_t ta_seg_count(size_t *brk_count) {
   return atomic_load_explicit(&seg_live, memory_order_relaxed);
 }
 
-/* brk_lock held: true while the break is where tamalloc left it. Once someone else moves it, brk is
+static void brk_enter(void) {
+  /* A signal handler that allocates while this thread moves the break would wait for itself. */
+  if (ta_unlikely(tls_in_brk)) ta_fatal("a lock was taken twice by one thread: was malloc called from a signal handler?");
+  ta_busy_enter(); /* inside tamalloc, for the fork handlers (common.h) */
+  bool idle = false;
+  while (!atomic_compare_exchange_weak_explicit(&brk_busy, &idle, true, memory_order_acquire, memory_order_relaxed)) {
+    idle = false;
+    sched_yield();
+  }
+  tls_in_brk = true;
+}
+
+static void brk_leave(void) {
+  tls_in_brk = false;
+  atomic_store_explicit(&brk_busy, false, memory_order_release);
+  ta_busy_leave();
+}
+
+/* brk_busy held: true while the break is where tamalloc left it. Once someone else moves it, brk is
  * never used again, so tamalloc never moves a break that another user of sbrk placed. */
 static bool brk_still_ours(void) {
   if (brk_unusable) return false;
@@ -61,7 +87,7 @@ static bool brk_still_ours(void) {
 /* Grow the break by one segment, aligned to the segment size; NULL if brk cannot be used. */
 static void *seg_brk_grow(void) {
   void *res = NULL;
-  ta_lock(&brk_lock);
+  brk_enter();
   if (brk_still_ours()) {
     uintptr_t cur = (uintptr_t)ta_os_brk_current();
     uintptr_t start = (cur + TA_SEGMENT_SIZE - 1) & ~(uintptr_t)(TA_SEGMENT_SIZE - 1);
@@ -72,20 +98,20 @@ static void *seg_brk_grow(void) {
       brk_unusable = true;
     }
   }
-  ta_unlock(&brk_lock);
+  brk_leave();
   return res;
 }
 
 /* Move the break from old_end to new_end (either way) if tamalloc's break is still at old_end. */
 static bool brk_move(uintptr_t old_end, uintptr_t new_end) {
   bool done = false;
-  ta_lock(&brk_lock);
+  brk_enter();
   if (brk_still_ours() && atomic_load_explicit(&brk_end, memory_order_relaxed) == old_end &&
       ta_os_brk_set((void *)new_end)) {
     atomic_store_explicit(&brk_end, new_end, memory_order_relaxed);
     done = true;
   }
-  ta_unlock(&brk_lock);
+  brk_leave();
   return done;
 }
 

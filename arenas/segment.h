@@ -160,7 +160,7 @@ TA_INLINE bool ta_link_plausible(uintptr_t word) {
 }
 
 /* segment.c */
-/* fork handlers (protocol in src/init.c): brk_lock. */
+/* fork handlers (protocol in src/init.c): the brk mover flag (no lock to take). */
 void ta_seg_fork(ta_fork_phase_t phase);
 void ta_segmap_set(ta_segment_t *seg, bool live);
 /* A span of `units` units, its descriptor not yet initialised; NULL if no memory. Owner only. */

@@ -1,20 +1,26 @@
 /* Process start-up (on the first allocation, whenever that is: before main, inside the dynamic
  * loader's callbacks, inside pthread_create), the thread-exit hook, and fork.
  *
- * Lock order, outermost first; a thread holding one may take only those below it:
- *   0. shared_lock (arenas/arena.c)   the arena shared by threads beyond TAMALLOC_ARENA_MAX; its
+ * Lock order, outermost first; a thread holding one may take only those below it. These are all of
+ * tamalloc's locks:
+ *   0. fork_lock   (src/init.c)       one fork's handlers at a time
+ *      glibc's stdio list lock        taken by fork_prepare right after fork_lock (see below)
+ *   1. shared_lock (arenas/bind.c)    the arena shared by threads beyond TAMALLOC_ARENA_MAX; its
  *                                     holder allocates, so every lock below may follow it
- *   1. pool_lock   (arenas/arena.c)   the arena pool and the list of all arenas
- *   2. meta_lock   (arenas/arena.c)   the bump allocator for arena structs
- *   3. seg_lock    (one per arena)    an arena's segment list and unit masks; a thread holds at
+ *   2. ta_pool_lock (arenas/bind.c)   the arena pool and the list of all arenas (arenas/arena.c)
+ *   3. meta_lock   (arenas/arena.c)   the bump allocator for arena structs (mmap under it)
+ *   4. seg_lock    (one per arena)    an arena's segment list and unit masks; a thread holds at
  *                                     most one, except the fork handler, which takes them all in
  *                                     the order of the list of all arenas; its holders make no
  *                                     system call and take no other lock
- *   4. brk_lock    (arenas/segment.c) the program break; never taken while a seg_lock is held
- *   5. large_lock  (src/large.c)      the registry of large blocks
+ *   5. large_lock  (src/large.c)      the registry of large blocks and the retained mappings;
+ *                                     taken with no other tamalloc lock held; munmap never runs
+ *                                     under it (the registry's own mmap does)
+ * Two exclusions are flags, not locks, so that no lock is held across brk, munmap or madvise, no
+ * thread waits for one while it holds a lock, and fork never waits for either: the brk mover
+ * (brk_busy, arenas/segment.c: one thread moves the program break at a time) and the trim pass
+ * (arena->trimming: one pass at a time over an arena). A waiter for either holds no lock.
  * No tamalloc lock is held across a call into stdio or anything else that takes a lock of its own.
- * One trim pass at a time runs over an arena: that is a flag (arena->trimming), not a lock, so no
- * thread ever waits for a pass while holding a lock, and fork never waits for a pass.
  *
  * Fork. glibc's fork runs the atfork prepare handlers, then (in a multithreaded process) takes its
  * stdio list lock and its own allocator's locks, forks, and releases (parent) or resets (child)
