@@ -5,6 +5,7 @@
 #include <stdlib.h>
 
 #include "src/router.h"
+#include "src/stats.h"
 
 #define TA_EXPORT __attribute__((visibility("default")))
 

@@ -3,8 +3,6 @@
 #ifndef TA_ROUTER_H
 #define TA_ROUTER_H
 
-#include <stdio.h>
-
 #include "arenas/arena.h"
 #include "src/common.h"
 #include "src/config.h"
@@ -51,11 +49,6 @@ int ta_router_trim(size_t pad);
 int ta_router_mallopt(int option, long value);
 int ta_router_mallopt_glibc(int param, int value);
 
-/* stats.c: glibc's reporting calls, for override.c. */
-struct mallinfo2;
-void ta_stats_malloc_stats(void);
-struct mallinfo2 ta_stats_mallinfo2(void);
-int ta_stats_malloc_info(int options, FILE *out);
 
 #pragma GCC visibility pop
 #endif

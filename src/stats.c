@@ -18,6 +18,7 @@
 #include "src/init.h"
 #include "src/large.h"
 #include "src/os.h"
+#include "src/stats.h"
 #include "tamalloc.h"
 
 typedef struct {
