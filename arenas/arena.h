@@ -30,11 +30,11 @@ struct ta_arena_s {
   bool purge_pending;             /* owner: a span went back since the owner's last purge pass */
   unsigned id;                    /* creation number, 0 for the first */
   bool use_brk;                   /* owner: grows segments with brk while brk is usable */
-  uint8_t state;                  /* pool_lock: TA_ARENA_BOUND, _POOLED, _SHARED or _ORPHANED */
+  uint8_t state;                  /* ta_pool_lock: TA_ARENA_BOUND, _POOLED, _SHARED or _ORPHANED */
   bool fork_taken;                /* fork handlers: whether they took seg_lock */
-  int owner_tid;                  /* pool_lock: kernel thread id of the owner while bound */
-  ta_arena_t *pool_next;          /* pool lock: next abandoned arena */
-  ta_arena_t *all_next;           /* arena list lock: every arena ever made */
+  int owner_tid;                  /* ta_pool_lock: kernel thread id of the owner while bound */
+  ta_arena_t *pool_next;          /* ta_pool_lock: next abandoned arena */
+  ta_arena_t *all_next;           /* ta_pool_lock: every arena ever made */
 };
 
 enum { TA_ARENA_BOUND = 0, TA_ARENA_POOLED = 1, TA_ARENA_SHARED = 2, TA_ARENA_ORPHANED = 3 };
@@ -59,7 +59,7 @@ void ta_arena_key_create(void);
 /* Calls fn on every pooled arena with the pool locked: fn acts as the arena's owner. */
 void ta_arena_foreach_pooled(void (*fn)(ta_arena_t *arena, void *ctx), void *ctx);
 /* Calls fn(arena, owner, ctx): with `owner` true when nobody owns the arena (pooled, or the shared
- * arena) and fn runs as its owner for the moment, under the lock that keeps it so (pool_lock,
+ * arena) and fn runs as its owner for the moment, under the lock that keeps it so (ta_pool_lock,
  * shared_lock); with `owner` false, and no lock, for an arena a thread owns. */
 void ta_arena_visit(ta_arena_t *arena, void (*fn)(ta_arena_t *arena, bool owner, void *ctx), void *ctx);
 /* Calls fn on the shared arena (TAMALLOC_ARENA_MAX), if any, as its owner for the moment. */
