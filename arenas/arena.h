@@ -1,5 +1,6 @@
 /* Arenas: one per thread, each owning its segments, bins and pages. This header holds the fast paths
- * (inline), everything else lives in arena.c, bins.c, page.c and segment.c.
+ * (inline), everything else lives in arena.c (an arena's life, its slow path), bind.c (which
+ * thread owns which arena), bins.c, page.c, segment.c and census.c (what statistics read).
  *
  * Ownership: an arena is used by at most one thread at a time, its owner, found through the
  * initial-exec TLS pointer ta_tls_arena. The owner changes its pages, bins and segments without locks
@@ -9,7 +10,7 @@
 #ifndef TA_ARENA_H
 #define TA_ARENA_H
 
-#include "segment.h"
+#include "arenas/segment.h"
 
 #pragma GCC visibility push(hidden)
 
@@ -25,13 +26,15 @@ struct ta_arena_s {
   ta_segment_t *segments_tail;    /* seg_lock: last of that list */
   ta_segment_t *full_segments;    /* seg_lock: segments without free units */
   uint32_t last_trim;             /* owner: trim clock of the owner's last purge pass */
+  uint32_t purge_ticks;           /* owner: malloc slow paths since purge_pending was last looked at */
+  bool purge_pending;             /* owner: a span went back since the owner's last purge pass */
   unsigned id;                    /* creation number, 0 for the first */
   bool use_brk;                   /* owner: grows segments with brk while brk is usable */
-  uint8_t state;                  /* pool_lock: TA_ARENA_BOUND, _POOLED, _SHARED or _ORPHANED */
+  uint8_t state;                  /* ta_pool_lock: TA_ARENA_BOUND, _POOLED, _SHARED or _ORPHANED */
   bool fork_taken;                /* fork handlers: whether they took seg_lock */
-  int owner_tid;                  /* pool_lock: kernel thread id of the owner while bound */
-  ta_arena_t *pool_next;          /* pool lock: next abandoned arena */
-  ta_arena_t *all_next;           /* arena list lock: every arena ever made */
+  int owner_tid;                  /* ta_pool_lock: kernel thread id of the owner while bound */
+  ta_arena_t *pool_next;          /* ta_pool_lock: next abandoned arena */
+  ta_arena_t *all_next;           /* ta_pool_lock: every arena ever made */
 };
 
 enum { TA_ARENA_BOUND = 0, TA_ARENA_POOLED = 1, TA_ARENA_SHARED = 2, TA_ARENA_ORPHANED = 3 };
@@ -44,25 +47,48 @@ extern _Atomic size_t ta_segment_grows;
 extern ta_page_t ta_page_empty;
 extern __thread ta_arena_t *ta_tls_arena __attribute__((tls_model("initial-exec")));
 
+/* bind.c */
+/* Fork handlers (protocol in src/init.c): the arena locks and every arena's seg_lock, in order. */
+void ta_arena_fork(ta_fork_phase_t phase);
+/* The child phase: `keep_arena` false orphans the forking thread's own arena too. */
+void ta_arena_fork_child(ta_fork_phase_t phase, bool keep_arena);
+void ta_arena_thread_exit(void *arena);
+/* The thread-exit key (its destructor is ta_arena_thread_exit); created once, by ta_init_slow. */
+extern pthread_key_t ta_thread_key;
+void ta_arena_key_create(void);
+/* Calls fn on every pooled arena with the pool locked: fn acts as the arena's owner. */
+void ta_arena_foreach_pooled(void (*fn)(ta_arena_t *arena, void *ctx), void *ctx);
+/* Calls fn(arena, owner, ctx): with `owner` true when nobody owns the arena (pooled, or the shared
+ * arena) and fn runs as its owner for the moment, under the lock that keeps it so (ta_pool_lock,
+ * shared_lock); with `owner` false, and no lock, for an arena a thread owns. */
+void ta_arena_visit(ta_arena_t *arena, void (*fn)(ta_arena_t *arena, bool owner, void *ctx), void *ctx);
+/* Calls fn on the shared arena (TAMALLOC_ARENA_MAX), if any, as its owner for the moment. */
+void ta_arena_with_shared(void (*fn)(ta_arena_t *arena, void *ctx), void *ctx);
 /* One trim pass (or a validation, which must not see units a pass holds out of the masks) at a time
  * over an arena: claim the arena's `trimming` flag. With `wait` the claim yields until the pass
- * that runs ends (a pass holds no lock while it waits for nothing, so this cannot deadlock);
- * without, it gives up. False if not claimed. */
+ * that runs ends (while it holds the flag a pass waits only for seg_lock, whose
+ * holders wait for nothing, so this cannot deadlock); without, it gives up. False if not claimed. */
 bool ta_arena_trim_claim(ta_arena_t *arena, bool wait);
 TA_INLINE void ta_arena_trim_release(ta_arena_t *arena) {
   atomic_store_explicit(&arena->trimming, false, memory_order_release);
 }
 
 /* arena.c */
+/* The malloc slow path. ta_init (src/init.h) must have run: the router's miss function sees to it. */
 void *ta_arena_malloc_slow(ta_arena_t *arena, size_t cls);
 void ta_arena_drain_xfree(ta_arena_t *arena);
+/* Owner (or pool holder) only: other threads' frees collected, current pages stop being current,
+ * empty pages go back to their segments; with `deep`, the free OS pages inside live pages are
+ * released too. Returns bytes released by the deep part. */
+size_t ta_arena_collect(ta_arena_t *arena, bool deep);
+/* Owner only, from the free slow path (arenas/page.c): a span went back to its segment at `now`.
+ * Makes no system call but with decay 0, which asks for release at the free: it marks the purge
+ * pending, and the owner's malloc slow path runs it every TA_PURGE_EVERY calls once it is due. */
+void ta_arena_span_freed(ta_arena_t *arena, uint32_t now);
+#define TA_PURGE_EVERY 16
 size_t ta_arena_count(void);
 /* Calls fn on every arena ever made (they are never freed); fn runs with no lock held. */
 void ta_arena_foreach(void (*fn)(ta_arena_t *arena, void *ctx), void *ctx);
-/* Calls fn on every pooled arena with the pool locked: fn acts as the arena's owner. */
-void ta_arena_foreach_pooled(void (*fn)(ta_arena_t *arena, void *ctx), void *ctx);
-/* Calls fn on the shared arena (TAMALLOC_ARENA_MAX), if any, as its owner for the moment. */
-void ta_arena_with_shared(void (*fn)(ta_arena_t *arena, void *ctx), void *ctx);
 /* page.c */
 void ta_page_free_slow(ta_page_t *page);
 void ta_page_free_remote(ta_page_t *page, ta_block_t *block);
@@ -91,8 +117,11 @@ TA_INLINE ta_page_t *ta_arena_listed_page(const ta_arena_t *arena, const void *b
   return page->arena == arena && ta_page_has_block(page, b) ? page : NULL;
 }
 
-/* The malloc fast path: pop the current page's free list. */
-TA_INLINE void *ta_arena_alloc(ta_arena_t *arena, size_t cls) {
+/* The malloc fast path: pop the current page's free list; on a miss, `miss` (a constant: the call
+ * inlines to a direct tail call). The router passes its own miss function, which runs the arena's
+ * slow path and then the work of the layers above (start-up, the trim scheduler); inside the arena
+ * layer ta_arena_alloc passes the arena's slow path itself. */
+TA_INLINE void *ta_arena_alloc_or(ta_arena_t *arena, size_t cls, void *(*miss)(ta_arena_t *, size_t)) {
   ta_page_t *page = arena->current[cls];
   ta_block_t *block = page->free;
   if (ta_likely(block != NULL)) {
@@ -108,7 +137,11 @@ TA_INLINE void *ta_arena_alloc(ta_arena_t *arena, size_t cls) {
     block->next_enc = 0;
     return block;
   }
-  return ta_arena_malloc_slow(arena, cls);
+  return miss(arena, cls);
+}
+
+TA_INLINE void *ta_arena_alloc(ta_arena_t *arena, size_t cls) {
+  return ta_arena_alloc_or(arena, cls, ta_arena_malloc_slow);
 }
 
 /* Validates a pointer that the segment map placed in one of our segments; returns its page, or NULL

@@ -1,7 +1,7 @@
 /* Bins: per arena and size class, the list of pages that may have blocks to give, and the choice of
  * the current page. All of it is owner-only state (see arenas/arena.h). */
-#include "page.h"
-#include "trim.h"
+#include "arenas/page.h"
+#include "arenas/trim.h"
 
 /* ta_class_table[(size + 15) / 16] for sizes up to 1024: 16-byte steps to 128, then quarter-power
  * steps (see sizeclass.h); tests/unit/sizeclass_test.c checks it against ta_class_large. */

@@ -9,10 +9,10 @@
  * instead: that is the owner's notice that the page has room again. Later remote frees go on the
  * page's own word as usual. Memory orders: pushes are release, takes are acquire, so the links a
  * pusher wrote are visible to the owner that walks them. */
-#include "page.h"
+#include "arenas/page.h"
 
-#include "os.h"
-#include "trim.h"
+#include "src/os.h"
+#include "arenas/trim.h"
 
 _Atomic size_t ta_remote_collected; /* blocks freed by other threads that owners took back */
 static uint8_t class_units[TA_CLASSES]; /* span length per class, filled by ta_page_units_init */
@@ -203,13 +203,14 @@ static size_t page_purge_inside(ta_page_t *page) {
   return released;
 }
 
-/* The page goes back to its segment. `schedule`: also run the trim schedule (not when trimming). */
+/* The page goes back to its segment. `schedule`: the owner's free emptied it, so the arena notes
+ * that a purge may be due (not when collecting). */
 static void page_retire(ta_page_t *page, bool schedule) {
   ta_arena_t *arena = page->arena;
   ta_bin_remove(arena, page);
   uint32_t now = ta_trim_clock();
   ta_seg_span_free(page, now);
-  if (schedule) ta_trim_after_span_free(arena, now);
+  if (schedule) ta_arena_span_freed(arena, now);
 }
 
 size_t ta_page_trim(ta_page_t *page, bool deep) {

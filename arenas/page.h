@@ -3,7 +3,7 @@
 #ifndef TA_PAGE_H
 #define TA_PAGE_H
 
-#include "arena.h"
+#include "arenas/arena.h"
 
 #pragma GCC visibility push(hidden)
 

@@ -3,35 +3,51 @@
  *
  * Locks (order in src/init.c): an arena's seg_lock guards its segment list and each segment's unit
  * masks, so that the trimmer may purge the free units of an arena whose thread is busy or asleep;
- * the owner takes it only when it takes or returns a whole span. brk_lock serialises every move of
- * the program break by tamalloc. Syscalls run with neither held, except brk itself under brk_lock
+ * the owner takes it only when it takes or returns a whole span. brk_busy serialises every move of
+ * the program break by tamalloc: a flag, not a lock, so that no lock is held across the brk call and
+ * no fork handler waits for one. No lock is held across any system call here.
  * (that lock exists to order them). */
-#include "segment.h"
+#include "arenas/segment.h"
 
-#include "arena.h"
-#include "os.h"
-#include "trim.h"
+#include "arenas/arena.h"
+#include "src/os.h"
+#include "arenas/trim.h"
+#include "src/config.h"
+
+#include <sched.h>
 
 uint8_t ta_segmap[TA_SEGMAP_SLOTS];
 
-static ta_lock_t brk_lock = TA_LOCK_INIT;
-/* Where tamalloc last left the break; 0 before first use. Written under brk_lock; read without it
- * by ta_seg_is_brk_top, so that a seg_lock holder never waits for brk_lock (a thread interrupted by
- * a signal while it holds brk_lock must not be able to deadlock a fork from that handler). */
+/* One thread at a time moves the break (brk_enter/brk_leave). Waiters yield; the mover holds no lock
+ * and makes one brk call, so the wait is short, and nothing that holds a lock ever waits here (the
+ * trim mechanism and seg_regrow drop seg_lock first). */
+static _Atomic bool brk_busy;
+static __thread bool tls_in_brk __attribute__((tls_model("initial-exec")));
+/* Where tamalloc last left the break; 0 before first use. Written under brk_busy; read without it
+ * by ta_seg_is_brk_top, so that a seg_lock holder never waits for a brk move. */
 static _Atomic uintptr_t brk_end;
-static bool brk_unusable;   /* brk_lock: brk failed or someone else moved the break */
+static bool brk_unusable;   /* brk_busy: brk failed or someone else moved the break */
 static _Atomic size_t seg_live;     /* segments mapped now */
 static _Atomic size_t seg_live_brk; /* of which on the brk heap */
 _Atomic size_t ta_segment_grows;    /* segments obtained from the OS so far */
+_Atomic bool ta_seg_sched_wanted;   /* see segment.h */
+static _Atomic size_t purged_bytes; /* bytes given back so far (ta_seg_trim, ta_seg_count_released) */
+static _Atomic size_t purge_calls;  /* release operations (madvise, munmap, brk) so far */
 
 void ta_seg_fork(ta_fork_phase_t phase) {
-  static bool taken; /* fork_lock (src/init.c) */
-  /* A child whose parent may have been halfway through moving the break stops using brk: the break
-   * may no longer be where brk_end says, and tamalloc never moves a break it is unsure of. */
-  if (!ta_fork_one(&brk_lock, &taken, phase) && phase >= TA_FORK_CHILD) brk_unusable = true;
+  /* Nothing to take: the break is moved under a flag, not a lock. A child whose parent was halfway
+   * through moving the break (the flag set) stops using brk: the break may no longer be where
+   * brk_end says, and tamalloc never moves a break it is unsure of. */
+  if (phase >= TA_FORK_CHILD) {
+    if (atomic_load_explicit(&brk_busy, memory_order_relaxed)) brk_unusable = true;
+    atomic_store_explicit(&brk_busy, false, memory_order_relaxed);
+    tls_in_brk = false;
+  }
 }
 
 void ta_segmap_set(ta_segment_t *seg, bool live) {
+  /* seg_new refuses segments above the map's range; this is the map's own guard. */
+  if (ta_unlikely(((uintptr_t)seg >> TA_SEGMENT_SHIFT) >= TA_SEGMAP_SLOTS)) ta_fatal("segment above the segment map's range");
   __atomic_store_n(&ta_segmap[(uintptr_t)seg >> TA_SEGMENT_SHIFT], (uint8_t)live, __ATOMIC_RELAXED);
 }
 
@@ -40,7 +56,25 @@ size_t ta_seg_count(size_t *brk_count) {
   return atomic_load_explicit(&seg_live, memory_order_relaxed);
 }
 
-/* brk_lock held: true while the break is where tamalloc left it. Once someone else moves it, brk is
+static void brk_enter(void) {
+  /* A signal handler that allocates while this thread moves the break would wait for itself. */
+  if (ta_unlikely(tls_in_brk)) ta_fatal("a lock was taken twice by one thread: was malloc called from a signal handler?");
+  ta_busy_enter(); /* inside tamalloc, for the fork handlers (common.h) */
+  bool idle = false;
+  while (!atomic_compare_exchange_weak_explicit(&brk_busy, &idle, true, memory_order_acquire, memory_order_relaxed)) {
+    idle = false;
+    sched_yield();
+  }
+  tls_in_brk = true;
+}
+
+static void brk_leave(void) {
+  tls_in_brk = false;
+  atomic_store_explicit(&brk_busy, false, memory_order_release);
+  ta_busy_leave();
+}
+
+/* brk_busy held: true while the break is where tamalloc left it. Once someone else moves it, brk is
  * never used again, so tamalloc never moves a break that another user of sbrk placed. */
 static bool brk_still_ours(void) {
   if (brk_unusable) return false;
@@ -53,7 +87,7 @@ static bool brk_still_ours(void) {
 /* Grow the break by one segment, aligned to the segment size; NULL if brk cannot be used. */
 static void *seg_brk_grow(void) {
   void *res = NULL;
-  ta_lock(&brk_lock);
+  brk_enter();
   if (brk_still_ours()) {
     uintptr_t cur = (uintptr_t)ta_os_brk_current();
     uintptr_t start = (cur + TA_SEGMENT_SIZE - 1) & ~(uintptr_t)(TA_SEGMENT_SIZE - 1);
@@ -64,20 +98,20 @@ static void *seg_brk_grow(void) {
       brk_unusable = true;
     }
   }
-  ta_unlock(&brk_lock);
+  brk_leave();
   return res;
 }
 
 /* Move the break from old_end to new_end (either way) if tamalloc's break is still at old_end. */
 static bool brk_move(uintptr_t old_end, uintptr_t new_end) {
   bool done = false;
-  ta_lock(&brk_lock);
+  brk_enter();
   if (brk_still_ours() && atomic_load_explicit(&brk_end, memory_order_relaxed) == old_end &&
       ta_os_brk_set((void *)new_end)) {
     atomic_store_explicit(&brk_end, new_end, memory_order_relaxed);
     done = true;
   }
-  ta_unlock(&brk_lock);
+  brk_leave();
   return done;
 }
 
@@ -151,7 +185,14 @@ static ta_segment_t *seg_new(ta_arena_t *arena) {
     else
       arena->use_brk = false;
   }
-  if (seg == NULL) seg = ta_os_map_aligned(TA_SEGMENT_SIZE, TA_SEGMENT_SIZE);
+  if (seg == NULL) {
+    seg = ta_os_map_aligned(TA_SEGMENT_SIZE, TA_SEGMENT_SIZE);
+    /* A mapping above the TA_ADDRESS_BITS range (src/os.h) has no slot in the segment map. */
+    if (seg != NULL && !ta_os_addr_fits(seg, TA_SEGMENT_SIZE)) {
+      ta_os_unmap(seg, TA_SEGMENT_SIZE);
+      seg = NULL;
+    }
+  }
   if (seg == NULL) return NULL;
   /* Fresh memory from brk or mmap reads as zero: unit_span[] and pages[] start cleared. */
   seg->arena = arena;
@@ -160,7 +201,10 @@ static ta_segment_t *seg_new(ta_arena_t *arena) {
   seg->origin = origin;
   seg->mapped_units = TA_UNITS;
   atomic_fetch_add_explicit(&seg_live, 1, memory_order_relaxed);
-  if (atomic_fetch_add_explicit(&ta_segment_grows, 1, memory_order_relaxed) >= 1) ta_trim_wake();
+  /* A second segment: memory worth purging on schedule. Reported, not acted on: the router polls it
+   * (ta_seg_sched_wanted) and has the scheduler start its thread. */
+  if (atomic_fetch_add_explicit(&ta_segment_grows, 1, memory_order_relaxed) >= 1)
+    atomic_store_explicit(&ta_seg_sched_wanted, true, memory_order_relaxed);
   if (origin == TA_SEG_BRK) atomic_fetch_add_explicit(&seg_live_brk, 1, memory_order_relaxed);
   ta_segmap_set(seg, true);
   return seg;
@@ -297,10 +341,167 @@ void ta_seg_span_free(ta_page_t *page, uint32_t now) {
   ta_unlock(&arena->seg_lock);
 }
 
-void ta_seg_unlink_locked(ta_arena_t *arena, ta_segment_t *seg) { seg_unlink(arena, seg); }
-void ta_seg_link_locked(ta_arena_t *arena, ta_segment_t *seg) {
+/* seg_lock held: a segment a failed release had unlinked goes back on the arena's lists. */
+static void seg_relink(ta_arena_t *arena, ta_segment_t *seg) {
   seg->in_full_list = 0;
   seg_link(arena, seg, false);
   seg_requeue(arena, seg);
 }
-void ta_seg_requeue_locked(ta_arena_t *arena, ta_segment_t *seg) { seg_requeue(arena, seg); }
+
+/* The trim mechanism: the policy (arenas/trim.h) applied to an arena's segments, which this file
+ * owns. ta_seg_trim takes the arena's seg_lock, asks the policy which free units are due, takes them
+ * out of the free mask (so nobody allocates them meanwhile), drops the lock, then releases them:
+ * madvise(MADV_DONTNEED) inside a segment, munmap of a whole empty segment, or a lower break at the
+ * top of the brk heap. Then it puts the purged units back as free and clean. It never calls up: the
+ * scheduler (src/sched.c) and the arena's own malloc slow path (arenas/arena.c) call it. */
+/* One segment's share of a pass: decided under seg_lock, carried out after. */
+typedef struct {
+  ta_segment_t *seg;
+  uint64_t purge;      /* units to madvise */
+  uint8_t cut_from;    /* brk top: units [cut_from, cut_to) go back by lowering the break */
+  uint8_t cut_to;
+  bool release;        /* the whole segment goes back */
+} trim_job_t;
+#define TA_TRIM_BATCH 32
+
+/* madvise each run of consecutive units in mask. */
+static size_t purge_units(ta_segment_t *seg, uint64_t mask) {
+  size_t bytes = 0;
+  while (mask) {
+    unsigned from = (unsigned)__builtin_ctzll(mask);
+    uint64_t run = ~(mask >> from);
+    unsigned to = run ? from + (unsigned)__builtin_ctzll(run) : TA_UNITS;
+    size_t len = (size_t)(to - from) * TA_UNIT_SIZE;
+    if (ta_os_purge((char *)seg + (size_t)from * TA_UNIT_SIZE, len)) bytes += len;
+    atomic_fetch_add_explicit(&purge_calls, 1, memory_order_relaxed);
+    mask = to >= TA_UNITS ? 0 : mask & (~(uint64_t)0 << to);
+  }
+  return bytes;
+}
+
+/* seg_lock held: decide what to do with one segment. */
+static bool plan_segment(ta_arena_t *arena, ta_segment_t *seg, uint32_t now, long decay, bool force,
+                         size_t top_pad, trim_job_t *job) {
+  uint64_t due = force ? seg->dirty_units : ta_trim_due(seg->dirty_units, seg->dirty_since, now, decay);
+  uint64_t all = ta_units_below(seg->mapped_units);
+  bool empty = seg->free_units == all;
+  bool all_due = (seg->dirty_units & ~due) == 0;
+  bool brk_top = seg->origin == TA_SEG_BRK && ta_seg_is_brk_top(seg);
+  *job = (trim_job_t){.seg = seg};
+  if (empty && all_due && (seg->origin == TA_SEG_MMAP || (brk_top && top_pad == 0))) {
+    seg_unlink(arena, seg);
+    job->release = true;
+    return true;
+  }
+  if (brk_top) {
+    uint64_t in_use = (all & ~seg->free_units) | 1;
+    unsigned used_end = 64u - (unsigned)__builtin_clzll(in_use);
+    uint64_t tail = all & ~ta_units_below(used_end);
+    bool tail_due = (tail & seg->dirty_units & ~due) == 0;
+    size_t threshold = force ? 0 : atomic_load_explicit(&ta_config.trim_threshold, memory_order_relaxed);
+    unsigned keep = ta_trim_brk_keep(seg->mapped_units, used_end, tail_due, threshold, top_pad);
+    if (keep < seg->mapped_units) {
+      uint64_t cut = all & ~ta_units_below(keep);
+      job->cut_from = (uint8_t)keep;
+      job->cut_to = seg->mapped_units;
+      seg->free_units &= ~cut;
+      seg->dirty_units &= ~cut;
+      seg->mapped_units = (uint8_t)keep;
+      due &= ~cut;
+    }
+  }
+  job->purge = due;
+  seg->free_units &= ~due;
+  seg->dirty_units &= ~due;
+  return job->purge != 0 || job->cut_from != job->cut_to;
+}
+
+size_t ta_seg_trim(ta_arena_t *arena, uint32_t now, bool force, size_t top_pad) {
+  long decay = atomic_load_explicit(&ta_config.decay_ms, memory_order_relaxed);
+  if (!force && decay < 0) return 0;
+  /* Passes over one arena run one at a time: a job holds units (or a whole unlinked segment) out of
+   * the masks between its planning and its return, and a second pass must not plan around that
+   * (seen: a segment released by one pass while another still had a job on it). A scheduled pass
+   * that finds another running just skips this arena; malloc_trim waits for it. The flag is not a
+   * lock: a pass makes system calls (munmap, brk, madvise) and takes seg_lock, and a fork handler
+   * or another thread must never wait behind those. In a fork child a pass that was running is
+   * gone: the units it held out of the masks stay out (free memory lost to the child, no block). */
+  if (arena->tainted) return 0; /* a fork child's arena whose lists may be half edited */
+  if (!ta_arena_trim_claim(arena, force)) return 0;
+  size_t released = 0;
+  for (;;) {
+    trim_job_t jobs[TA_TRIM_BATCH];
+    unsigned n = 0;
+    bool more = false;
+    ta_lock(&arena->seg_lock);
+    /* Only segments with free units have anything to give back. */
+    for (ta_segment_t *seg = arena->segments_tail; seg != NULL;) {
+      ta_segment_t *prev = seg->prev;
+      if (n == TA_TRIM_BATCH) {
+        more = true;
+        break;
+      }
+      if (plan_segment(arena, seg, now, decay, force, top_pad, &jobs[n])) n++;
+      seg = prev;
+    }
+    ta_unlock(&arena->seg_lock);
+
+    bool cut_ok[TA_TRIM_BATCH];
+    for (unsigned i = 0; i < n; i++) {
+      trim_job_t *j = &jobs[i];
+      cut_ok[i] = true;
+      if (j->release) {
+        size_t bytes = (size_t)j->seg->mapped_units * TA_UNIT_SIZE;
+        atomic_fetch_add_explicit(&purge_calls, 1, memory_order_relaxed);
+        if (ta_seg_release(j->seg)) {
+          released += bytes;
+          j->seg = NULL; /* gone: nothing to put back */
+          continue;
+        }
+        /* Still mapped (munmap failed, or the break moved meanwhile): it goes back to the arena
+         * below, purged. Unlinked, it is this thread's alone until then. */
+        j->purge = j->seg->free_units;
+        j->seg->free_units = 0;
+        j->seg->dirty_units = 0;
+      }
+      if (j->cut_from != j->cut_to) {
+        uintptr_t base = (uintptr_t)j->seg;
+        atomic_fetch_add_explicit(&purge_calls, 1, memory_order_relaxed);
+        cut_ok[i] = ta_seg_brk_cut(base + (size_t)j->cut_to * TA_UNIT_SIZE,
+                                   base + (size_t)j->cut_from * TA_UNIT_SIZE);
+        if (cut_ok[i]) released += (size_t)(j->cut_to - j->cut_from) * TA_UNIT_SIZE;
+      }
+      if (j->purge) released += purge_units(j->seg, j->purge);
+    }
+
+    ta_lock(&arena->seg_lock);
+    for (unsigned i = 0; i < n; i++) {
+      trim_job_t *j = &jobs[i];
+      if (j->seg == NULL) continue;
+      if (j->release) seg_relink(arena, j->seg); /* a release that failed */
+      j->seg->free_units |= j->purge;
+      seg_requeue(arena, j->seg);
+      if (!cut_ok[i]) {
+        /* Someone else moved the break: the units stay mapped, and stay ours. */
+        uint64_t cut = ta_units_below(j->cut_to) & ~ta_units_below(j->cut_from);
+        j->seg->free_units |= cut;
+        j->seg->dirty_units |= cut;
+        if (j->seg->mapped_units == j->cut_from) j->seg->mapped_units = j->cut_to;
+        seg_requeue(arena, j->seg);
+      }
+    }
+    ta_unlock(&arena->seg_lock);
+    if (!more) break;
+  }
+  ta_arena_trim_release(arena);
+  atomic_fetch_add_explicit(&purged_bytes, released, memory_order_relaxed);
+  return released;
+}
+
+
+void ta_seg_trim_totals(size_t *bytes, size_t *calls) {
+  *bytes = atomic_load_explicit(&purged_bytes, memory_order_relaxed);
+  *calls = atomic_load_explicit(&purge_calls, memory_order_relaxed);
+}
+
+void ta_seg_count_released(size_t bytes) { atomic_fetch_add_explicit(&purged_bytes, bytes, memory_order_relaxed); }

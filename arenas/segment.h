@@ -4,7 +4,7 @@
  *  - A segment is TA_SEGMENT_SIZE (4 MiB) bytes aligned to its size, so p & ~(TA_SEGMENT_SIZE - 1) is
  *    the header of the segment that would hold p.
  *  - Whether that header is ours is answered by the segment map, one byte per 4 MiB slot of the
- *    47-bit user address space (32 MiB of zero-initialised .bss the kernel commits only where written):
+ *    TA_ADDRESS_BITS-bit user address space (47: src/os.h says how that is checked) (32 MiB of zero-initialised .bss the kernel commits only where written):
  *    nonzero exactly while a segment of ours occupies the slot. So free() reads no memory it does not
  *    own before it knows the pointer is inside a segment.
  *  - A segment is TA_UNITS (64) units of 64 KiB. Unit 0 holds the header below; each other unit is
@@ -25,8 +25,10 @@
 
 #include <stdatomic.h>
 
-#include "common.h"
-#include "sizeclass.h"
+#include "src/common.h"
+#include "src/os.h"
+#include "src/secret.h"
+#include "arenas/sizeclass.h"
 
 #pragma GCC visibility push(hidden)
 
@@ -36,7 +38,6 @@
 #define TA_UNIT_SIZE ((size_t)1 << TA_UNIT_SHIFT)
 #define TA_UNITS (TA_SEGMENT_SIZE / TA_UNIT_SIZE)
 #define TA_SPAN_MAX_UNITS 16 /* a span never exceeds 1 MiB: the largest class fits one block */
-#define TA_ADDRESS_BITS 47
 #define TA_SEGMAP_SLOTS ((size_t)1 << (TA_ADDRESS_BITS - TA_SEGMENT_SHIFT))
 
 typedef struct ta_arena_s ta_arena_t;
@@ -126,7 +127,6 @@ TA_INLINE uint64_t ta_units_below(unsigned n) {
 }
 
 extern uint8_t ta_segmap[TA_SEGMAP_SLOTS];
-extern uintptr_t ta_secret; /* per-process random key, bit 63 set (src/init.c) */
 
 TA_INLINE ta_segment_t *ta_seg_of(const void *p) {
   return (ta_segment_t *)((uintptr_t)p & ~(uintptr_t)(TA_SEGMENT_SIZE - 1));
@@ -160,6 +160,8 @@ TA_INLINE bool ta_link_plausible(uintptr_t word) {
 }
 
 /* segment.c */
+/* fork handlers (protocol in src/init.c): the brk mover flag (no lock to take). */
+void ta_seg_fork(ta_fork_phase_t phase);
 void ta_segmap_set(ta_segment_t *seg, bool live);
 /* A span of `units` units, its descriptor not yet initialised; NULL if no memory. Owner only. */
 ta_page_t *ta_seg_span_alloc(ta_arena_t *arena, unsigned units);
@@ -171,10 +173,19 @@ bool ta_seg_release(ta_segment_t *seg);
 /* Lower the break from `old_end` to `new_end`, if tamalloc still owns the break there. */
 bool ta_seg_brk_cut(uintptr_t old_end, uintptr_t new_end);
 bool ta_seg_is_brk_top(const ta_segment_t *seg);
-/* The arena's segment list, seg_lock held (for arenas/trim.c). */
-void ta_seg_unlink_locked(ta_arena_t *arena, ta_segment_t *seg);
-void ta_seg_link_locked(ta_arena_t *arena, ta_segment_t *seg);
-void ta_seg_requeue_locked(ta_arena_t *arena, ta_segment_t *seg);
+/* The trim mechanism: release an arena's free units as the policy (arenas/trim.h) says (force:
+ * every free unit now, and top_pad for the brk top). Any thread may call it; one pass at a time runs
+ * over an arena (arena->trimming): a scheduled one skips a busy arena, a forced one waits for it.
+ * Returns the bytes given back. */
+size_t ta_seg_trim(ta_arena_t *arena, uint32_t now, bool force, size_t top_pad);
+/* Bytes and release operations given back so far; ta_seg_count_released adds bytes released inside
+ * live pages (arenas/page.c). */
+void ta_seg_trim_totals(size_t *bytes, size_t *calls);
+void ta_seg_count_released(size_t bytes);
+/* Set when there is memory worth purging on schedule (a second segment grew; the router sets it too
+ * for a retained large mapping). The arena layer only reports it; the router polls it after a malloc
+ * slow path and has the scheduler (src/sched.c) start its thread. */
+extern _Atomic bool ta_seg_sched_wanted;
 size_t ta_seg_count(size_t *brk_count);
 
 #pragma GCC visibility pop

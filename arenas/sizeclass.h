@@ -17,7 +17,7 @@
 #ifndef TA_SIZECLASS_H
 #define TA_SIZECLASS_H
 
-#include "common.h"
+#include "src/common.h"
 
 #pragma GCC visibility push(hidden)
 

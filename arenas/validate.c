@@ -19,12 +19,12 @@
  *    once, each current page among them; the arena's xfree list: carved blocks of its live pages.
  * Nothing here allocates. It runs in every build; debug_checks only decides who calls it (the stress
  * tests, at level 3). */
-#include "validate.h"
+#include "arenas/validate.h"
 
 #include <stdlib.h>
 
-#include "format.h"
-#include "page.h"
+#include "src/format.h"
+#include "arenas/page.h"
 #include "tamalloc.h"
 
 static _Noreturn void fail(const char *what, const void *where) {

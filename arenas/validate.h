@@ -3,7 +3,7 @@
 #ifndef TA_VALIDATE_H
 #define TA_VALIDATE_H
 
-#include "arena.h"
+#include "arenas/arena.h"
 
 #pragma GCC visibility push(hidden)
 

@@ -1,13 +1,13 @@
 /* Configuration (contract in config.h). Environment values are parsed by hand: no allocation, no
  * locale, and a malformed value is reported in one line and ignored, never half-read. */
-#include "config.h"
+#include "src/config.h"
 
 #include <limits.h>
 #include <stdlib.h>
 
 #include <string.h>
 
-#include "format.h"
+#include "src/format.h"
 #include "tamalloc.h"
 
 ta_config_t ta_config = {

@@ -5,7 +5,7 @@
 
 #include <stdatomic.h>
 
-#include "common.h"
+#include "src/common.h"
 
 #pragma GCC visibility push(hidden)
 
@@ -35,6 +35,8 @@ TA_INLINE size_t ta_mmap_threshold(void) {
   return atomic_load_explicit(&ta_config.mmap_threshold, memory_order_relaxed);
 }
 
+/* The environment, read once by ta_init_slow. */
+void ta_config_init(void);
 int ta_config_set(int option, long value);
 /* The adaptive mmap threshold (see src/large.c): a freed large block of `usable` bytes. */
 void ta_config_adapt_mmap_threshold(size_t usable);

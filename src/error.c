@@ -7,8 +7,9 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "common.h"
-#include "format.h"
+#include "src/common.h"
+#include "src/os.h" /* the platform assumptions */
+#include "src/format.h"
 
 #define TA_STDERR ((void *)(intptr_t)2)
 
@@ -18,7 +19,7 @@ static _Noreturn void die(ta_out_t *o) {
 }
 
 void ta_lock(ta_lock_t *l) {
-  ta_busy_enter();
+  ta_tls_depth++;
   if (ta_unlikely(pthread_mutex_lock(l) != 0))
     ta_fatal("a lock was taken twice by one thread: was malloc called from a signal handler?");
 }
@@ -36,6 +37,8 @@ void ta_lock(ta_lock_t *l) {
  *  - another thread holds it and this thread is inside tamalloc (a handler that interrupted it): that
  *    holder may be waiting for a lock the interrupted code holds, so wait only a bounded time, then
  *    leave it; the child rebuilds what it guards. */
+/* glibc/x86-64 only (src/os.h refuses other platforms): the owner field is glibc's layout. */
+_Static_assert(sizeof(((ta_lock_t *)0)->__data.__owner) == sizeof(int), "glibc's mutex owner field");
 bool ta_fork_lock(ta_lock_t *l) {
   int self = (int)syscall(SYS_gettid);
   bool bounded = ta_tls_depth > 0;
@@ -44,7 +47,11 @@ bool ta_fork_lock(ta_lock_t *l) {
     int owner = __atomic_load_n(&l->__data.__owner, __ATOMIC_RELAXED);
     if (owner == self) return false;
     if (owner != 0 && !bounded) return pthread_mutex_lock(l) == 0;
-    if (bounded && spins > 200) return false;
+    /* Taken with no owner recorded: most likely this thread's own, interrupted between the two
+     * steps of its lock or unlock; another thread stays there only for a few instructions. Waiting
+     * long for it would make every handler slower than a fast timer that keeps interrupting that
+     * very unlock (seen: SIGALRM every 500 us, never letting the unlock finish). */
+    if (bounded && spins > (owner == 0 ? 50u : 2000u)) return false;
     sched_yield();
   }
 }

@@ -1,5 +1,5 @@
 /* Text output without malloc or stdio (contract in format.h). */
-#include "format.h"
+#include "src/format.h"
 
 #include <sys/syscall.h>
 #include <unistd.h>

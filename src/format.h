@@ -4,7 +4,7 @@
 #ifndef TA_FORMAT_H
 #define TA_FORMAT_H
 
-#include "common.h"
+#include "src/common.h"
 
 #pragma GCC visibility push(hidden)
 

@@ -1,20 +1,26 @@
 /* Process start-up (on the first allocation, whenever that is: before main, inside the dynamic
  * loader's callbacks, inside pthread_create), the thread-exit hook, and fork.
  *
- * Lock order, outermost first; a thread holding one may take only those below it:
- *   0. shared_lock (arenas/arena.c)   the arena shared by threads beyond TAMALLOC_ARENA_MAX; its
+ * Lock order, outermost first; a thread holding one may take only those below it. These are all of
+ * tamalloc's locks:
+ *   0. fork_lock   (src/init.c)       one fork's handlers at a time
+ *      glibc's stdio list lock        taken by fork_prepare right after fork_lock (see below)
+ *   1. shared_lock (arenas/bind.c)    the arena shared by threads beyond TAMALLOC_ARENA_MAX; its
  *                                     holder allocates, so every lock below may follow it
- *   1. pool_lock   (arenas/arena.c)   the arena pool and the list of all arenas
- *   2. meta_lock   (arenas/arena.c)   the bump allocator for arena structs
- *   3. seg_lock    (one per arena)    an arena's segment list and unit masks; a thread holds at
+ *   2. ta_pool_lock (arenas/bind.c)   the arena pool and the list of all arenas (arenas/arena.c)
+ *   3. meta_lock   (arenas/arena.c)   the bump allocator for arena structs (mmap under it)
+ *   4. seg_lock    (one per arena)    an arena's segment list and unit masks; a thread holds at
  *                                     most one, except the fork handler, which takes them all in
  *                                     the order of the list of all arenas; its holders make no
  *                                     system call and take no other lock
- *   4. brk_lock    (arenas/segment.c) the program break; never taken while a seg_lock is held
- *   5. large_lock  (src/large.c)      the registry of large blocks
+ *   5. large_lock  (src/large.c)      the registry of large blocks and the retained mappings;
+ *                                     taken with no other tamalloc lock held; munmap never runs
+ *                                     under it (the registry's own mmap does)
+ * Two exclusions are flags, not locks, so that no lock is held across brk, munmap or madvise, no
+ * thread waits for one while it holds a lock, and fork never waits for either: the brk mover
+ * (brk_busy, arenas/segment.c: one thread moves the program break at a time) and the trim pass
+ * (arena->trimming: one pass at a time over an arena). A waiter for either holds no lock.
  * No tamalloc lock is held across a call into stdio or anything else that takes a lock of its own.
- * One trim pass at a time runs over an arena: that is a flag (arena->trimming), not a lock, so no
- * thread ever waits for a pass while holding a lock, and fork never waits for a pass.
  *
  * Fork. glibc's fork runs the atfork prepare handlers, then (in a multithreaded process) takes its
  * stdio list lock and its own allocator's locks, forks, and releases (parent) or resets (child)
@@ -34,7 +40,7 @@
  * allocation binds a fresh one: the child never resumes the interrupted call's half-made state.
  * A fork that interrupts the fork handlers themselves (fork_lock held by this thread) takes
  * nothing, and its child rebuilds everything (TA_FORK_CHILD_LOST). */
-#include "init.h"
+#include "src/init.h"
 
 #include <sched.h>
 #include <sys/single_threaded.h>
@@ -42,11 +48,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "segment.h"
-#include "trim.h"
+#include "arenas/arena.h"
+#include "src/config.h"
+#include "src/large.h"
+#include "src/os.h"
+#include "src/sched.h"
+#include "src/secret.h"
 
-uintptr_t ta_secret;
-pthread_key_t ta_thread_key;
 _Atomic int ta_init_state;
 __thread unsigned ta_tls_depth __attribute__((tls_model("initial-exec")));
 static __thread bool tls_initialising __attribute__((tls_model("initial-exec")));
@@ -105,21 +113,8 @@ static void fork_child(void) {
   ta_large_fork(phase);
   ta_seg_fork(phase);
   ta_arena_fork_child(phase, keep_arena);
-  ta_trim_fork_child();
+  ta_sched_fork_child();
   ta_tls_depth = 0;
-}
-
-static uintptr_t make_secret(void) {
-  uint64_t v = 0;
-  if (syscall(SYS_getrandom, &v, sizeof v, 1 /* GRND_NONBLOCK */) != (long)sizeof v) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    v = (uint64_t)ts.tv_nsec * 0x9e3779b97f4a7c15ull ^ (uint64_t)(uintptr_t)&v ^
-        ((uint64_t)getpid() << 32);
-  }
-  /* Bit 63 set: the encoding of NULL (the secret itself) is never a user-space address, so a word
-   * of zeros never decodes to a plausible link. */
-  return (uintptr_t)(v | ((uint64_t)1 << 63));
 }
 
 void ta_init_slow(void) {
@@ -127,9 +122,10 @@ void ta_init_slow(void) {
   if (atomic_compare_exchange_strong_explicit(&ta_init_state, &expect, 1, memory_order_acq_rel,
                                               memory_order_acquire)) {
     tls_initialising = true;
-    ta_secret = make_secret();
+    ta_secret_init();
+    ta_os_check_layout();
     ta_config_init();
-    pthread_key_create(&ta_thread_key, ta_arena_thread_exit);
+    ta_arena_key_create();
     /* pthread_atfork may allocate: by now the secret and the key exist, and tls_initialising lets
      * that allocation through. */
     pthread_atfork(fork_prepare, fork_parent, fork_child);

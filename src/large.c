@@ -12,15 +12,14 @@
  * and TA_CACHE_MAX_BYTES in all, and reused by the next request of about the same size, so a loop of
  * multi-megabyte buffers stops paying a fault per page. The trimmer unmaps them after the decay time
  * like any other free memory. They are not in the registry: a retained mapping is no block. */
-#include "large.h"
+#include "src/large.h"
 
 #include <stdatomic.h>
 #include <string.h>
 
-#include "config.h"
-#include "init.h"
-#include "os.h"
-#include "segment.h"
+#include "src/config.h"
+#include "src/os.h"
+#include "src/secret.h"
 
 static ta_lock_t large_lock = TA_LOCK_INIT;
 static uintptr_t *reg;          /* large_lock: table of block addresses, 0 = empty slot */
@@ -42,7 +41,12 @@ static cache_entry_t cache[TA_CACHE_SLOTS]; /* large_lock: retained mappings, ca
 static unsigned cache_n;                    /* large_lock */
 static size_t cache_bytes;                  /* large_lock: their total length */
 
-static bool reg_reserve(void);
+typedef struct {
+  uintptr_t *table; /* a table reg_reserve replaced, to unmap once large_lock is dropped */
+  size_t cap;
+} old_table_t;
+static bool reg_reserve(old_table_t *old);
+static void old_table_free(old_table_t *old);
 static size_t reg_find(uintptr_t key);
 
 /* A child whose parent may have been halfway through an edit of the registry (a removal shifts
@@ -58,7 +62,10 @@ static void large_fork_rebuild(void) {
   reg_cap = reg_count = 0;
   for (size_t i = 0; i < ocap; i++) {
     if (old[i] == 0) continue;
-    if (!reg_reserve()) break; /* no memory: the blocks not re-entered become unknown */
+    old_table_t dead = {0};
+    bool ok = reg_reserve(&dead);
+    old_table_free(&dead);
+    if (!ok) break; /* no memory: the blocks not re-entered become unknown */
     size_t j = reg_find(old[i]);
     if (reg[j] == 0) {
       reg[j] = old[i];
@@ -108,8 +115,16 @@ static size_t reg_find(uintptr_t key) {
   return i;
 }
 
-/* large_lock held. Doubles the table when it is half full; false if that needed memory we lack. */
-static bool reg_reserve(void) {
+/* Unmaps a table reg_reserve replaced; with large_lock not held, so that no lock is held across
+ * munmap. */
+static void old_table_free(old_table_t *old) {
+  if (old->table) ta_os_unmap(old->table, old->cap * sizeof(uintptr_t));
+  old->table = NULL;
+}
+
+/* large_lock held. Doubles the table when it is half full; false if that needed memory we lack.
+ * The old table is left in *dead for the caller to free after it drops the lock. */
+static bool reg_reserve(old_table_t *dead) {
   if (reg_cap != 0 && (reg_count + 1) * 2 <= reg_cap) return true;
   size_t ncap = reg_cap ? reg_cap * 2 : 1024;
   uintptr_t *nreg = ta_os_map(ncap * sizeof(uintptr_t));
@@ -127,7 +142,7 @@ static bool reg_reserve(void) {
   atomic_signal_fence(memory_order_seq_cst);
   reg = nreg;
   reg_cap = ncap;
-  if (old) ta_os_unmap(old, ocap * sizeof(uintptr_t));
+  *dead = (old_table_t){.table = old, .cap = ocap};
   return true;
 }
 
@@ -180,7 +195,7 @@ static char *cache_take(size_t need, size_t *size) {
 }
 
 void *ta_large_alloc(size_t size, size_t align, bool reuse, bool *fresh) {
-  ta_init(); /* the tag depends on the secret */
+  /* The tag depends on the secret: the router ran ta_init before the first call. */
   *fresh = true;
   size_t offset = align <= 16 ? 16 : (align <= TA_PAGE ? align : TA_PAGE);
   if (size > TA_MAX_REQUEST || align > TA_MAX_REQUEST) return NULL;
@@ -224,8 +239,9 @@ void *ta_large_alloc(size_t size, size_t align, bool reuse, bool *fresh) {
   h->map_size = map_size;
   h->map_offset = (uint32_t)offset;
   hdr_seal(h, p);
+  old_table_t dead = {0};
   ta_lock(&large_lock);
-  if (!reg_reserve()) {
+  if (!reg_reserve(&dead)) {
     ta_unlock(&large_lock);
     ta_os_unmap(base, map_size);
     return NULL;
@@ -235,6 +251,7 @@ void *ta_large_alloc(size_t size, size_t align, bool reuse, bool *fresh) {
   reg_bytes += map_size;
   freed_ring_forget((uintptr_t)p);
   ta_unlock(&large_lock);
+  old_table_free(&dead);
   return p;
 }
 

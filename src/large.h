@@ -3,7 +3,7 @@
 #ifndef TA_LARGE_H
 #define TA_LARGE_H
 
-#include "common.h"
+#include "src/common.h"
 
 #pragma GCC visibility push(hidden)
 
@@ -35,6 +35,8 @@ size_t ta_large_usable(const char *func, const void *p);
 /* Whether `size` (with `align`) could have been the request p was made for. */
 bool ta_large_size_matches(const void *p, size_t size, size_t align);
 void ta_large_totals(size_t *blocks, size_t *bytes);
+/* Fork handlers (protocol in src/init.c): large_lock. */
+void ta_large_fork(ta_fork_phase_t phase);
 
 typedef struct ta_large_info_s {
   uintptr_t ptr;       /* the block */

@@ -1,5 +1,5 @@
 /* The OS layer: every memory syscall tamalloc makes is made here (contract in os.h). */
-#include "os.h"
+#include "src/os.h"
 
 #include <errno.h>
 #include <stdatomic.h>
@@ -93,4 +93,30 @@ bool ta_os_brk_set(void *end) {
   int r = brk(end);
   errno = saved;
   return r == 0;
+}
+
+size_t ta_os_resident(const void *p, size_t size) {
+  unsigned char vec[(4u << 20) / 4096];
+  if (size > sizeof vec * TA_PAGE) return 0;
+  int saved = errno;
+  int r = mincore((void *)p, size, vec);
+  errno = saved;
+  if (r != 0) return 0;
+  size_t n = 0;
+  for (size_t i = 0; i < (size + TA_PAGE - 1) / TA_PAGE; i++) n += vec[i] & 1;
+  return n * TA_PAGE;
+}
+
+void ta_os_check_layout(void) {
+  int local;
+  bool ok = ta_os_addr_fits(&local, sizeof local);
+  /* Not counted, and no injected failure applies: tests count the calls the allocator makes. */
+  int saved = errno;
+  void *probe = mmap(NULL, TA_PAGE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (probe != MAP_FAILED) {
+    ok = ok && ta_os_addr_fits(probe, TA_PAGE);
+    munmap(probe, TA_PAGE);
+  }
+  errno = saved;
+  if (!ok) ta_fatal("the user address space is wider than the 47 bits tamalloc was built for");
 }

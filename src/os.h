@@ -1,4 +1,5 @@
-/* The only door to the kernel's memory calls (brk, mmap, munmap, mremap, madvise).
+/* The platform layer's door to the kernel: every memory call tamalloc makes (brk, mmap, munmap,
+ * mremap, madvise, mincore) is made in src/os.c, and the platform assumptions are written here.
  * Convention: every function leaves errno as it found it and reports failure in its return value
  * (NULL or false); callers decide what errno the user sees. Sizes and addresses must be multiples of
  * the page size (TA_PAGE) unless stated otherwise. Tests can make the next N calls of a kind fail
@@ -6,11 +7,34 @@
 #ifndef TA_OS_H
 #define TA_OS_H
 
-#include "common.h"
+#include "src/common.h"
 
 #pragma GCC visibility push(hidden)
 
+/* Platform assumptions, each checked rather than assumed:
+ *  - x86-64 Linux: 4 KiB pages, and a user address space of TA_ADDRESS_BITS (47) bits, which the
+ *    kernel keeps to unless a mapping is asked for above it (5-level paging gives 56 bits only to a
+ *    process that passes such a hint). The segment map (arenas/segment.h) has one slot per segment
+ *    of that range and the free-list link check (ta_link_plausible) reads the bits above it, so:
+ *    ta_os_check_layout, at start-up, stops the process with a message if the stack or a fresh
+ *    mapping lies above the range; and ta_os_addr_fits is asked before a segment is entered in the
+ *    map, so an address above the range is refused, never written past the map's end.
+ *  - glibc: the fork handlers read a mutex's owner field (__data.__owner, src/error.c) and glibc's
+ *    stdio list lock (_IO_list_lock, src/init.c); brk and sbrk are glibc's, so its cached break
+ *    stays true. */
+#if !defined(__x86_64__) || !defined(__linux__) || !defined(__GLIBC__)
+#error "tamalloc assumes x86-64 Linux with glibc (src/os.h lists what depends on it)"
+#endif
 #define TA_PAGE ((size_t)4096)
+#define TA_ADDRESS_BITS 47
+
+/* Whether [p, p + size) lies inside the TA_ADDRESS_BITS-bit user address range. */
+static inline bool ta_os_addr_fits(const void *p, size_t size) {
+  uintptr_t end = (uintptr_t)p + size;
+  return end >= (uintptr_t)p && end <= ((uintptr_t)1 << TA_ADDRESS_BITS);
+}
+/* Start-up: aborts with a message if the process's addresses do not fit TA_ADDRESS_BITS. */
+void ta_os_check_layout(void);
 
 typedef enum {
   TA_OS_MMAP = 0,  /* ta_os_map, ta_os_map_aligned */
@@ -34,6 +58,10 @@ bool ta_os_purge(void *p, size_t size);
  * stays true for other sbrk users. */
 void *ta_os_brk_current(void);
 bool ta_os_brk_set(void *end);
+
+/* Bytes of [p, p + size) resident in memory (mincore); 0 if that cannot be told. size at most
+ * 4 MiB. */
+size_t ta_os_resident(const void *p, size_t size);
 
 /* Milliseconds on a monotonic clock (coarse: a few ms), wrapping; only differences mean anything. */
 uint32_t ta_os_clock_ms(void);

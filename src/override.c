@@ -4,7 +4,8 @@
 #include <malloc.h>
 #include <stdlib.h>
 
-#include "router.h"
+#include "src/router.h"
+#include "src/stats.h"
 
 #define TA_EXPORT __attribute__((visibility("default")))
 

@@ -5,7 +5,7 @@
  * comparison is on the size the caller asked for, not on the block or mapping it becomes. Alignments
  * up to 64 KiB are served from the bins (a class whose blocks are all aligned), larger ones by the
  * mmap path whatever the size. */
-#include "router.h"
+#include "src/router.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -13,16 +13,25 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "arena.h"
-#include "config.h"
-#include "init.h"
-#include "large.h"
-#include "os.h"
-#include "page.h"
+#include "arenas/arena.h"
+#include "src/config.h"
+#include "src/init.h"
+#include "src/large.h"
+#include "src/os.h"
+#include "arenas/page.h"
 #include "tamalloc.h"
-#include "trim.h"
+#include "src/sched.h"
 
 #define TA_ALIAS(name) __attribute__((alias(#name), visibility("default")))
+
+void *ta_router_malloc_miss(ta_arena_t *arena, size_t cls) {
+  if (ta_unlikely(arena == &ta_arena_empty)) ta_init(); /* a thread's first call, maybe the process's */
+  void *p = ta_arena_malloc_slow(arena, cls);
+  /* Work the arena layer reported for the scheduler: start its thread now, the arena bound and the
+   * operation finished (ta_sched_start_wanted checks both). */
+  if (ta_unlikely(atomic_load_explicit(&ta_seg_sched_wanted, memory_order_relaxed))) ta_sched_start_wanted();
+  return p;
+}
 
 /* Below the threshold and within the size classes: the arena. Below the threshold but above the
  * classes: a mapping that may be reused (src/large.c). At or above it: a mapping of its own. */
@@ -30,7 +39,7 @@ static void *malloc_big(size_t size, bool *fresh) {
   ta_init(); /* the threshold may come from the environment: read it before the first decision */
   size_t threshold = ta_mmap_threshold();
   *fresh = false;
-  if (size < threshold && size <= TA_CLASS_MAX_SIZE) return ta_arena_alloc(ta_tls_arena, ta_class_large(size));
+  if (size < threshold && size <= TA_CLASS_MAX_SIZE) return ta_arena_alloc_or(ta_tls_arena, ta_class_large(size), ta_router_malloc_miss);
   if (ta_unlikely(size > TA_MAX_REQUEST)) {
     errno = ENOMEM;
     return NULL;
@@ -57,7 +66,7 @@ void ta_router_bad_pointer(const char *func, const void *p) {
 void ta_router_free_slow(void *p) {
   if (p == NULL) return;
   if (!ta_large_free(p)) ta_router_bad_pointer("free", p);
-  ta_trim_wake(); /* the mapping may have been retained for reuse */
+  ta_sched_wake(); /* the mapping may have been retained for reuse */
 }
 
 void ta_router_free(void *p) { ta_route_free(p); }
@@ -143,9 +152,10 @@ static void *aligned(size_t align, size_t size) {
   if (size > TA_MAX_REQUEST || align > TA_MAX_REQUEST) return NULL;
   if (align <= TA_ALIGNED_BIN_MAX && size < ta_mmap_threshold()) {
     unsigned cls = ta_class_for_aligned(size, align);
-    if (cls < TA_CLASSES) return ta_arena_alloc(ta_tls_arena, cls);
+    if (cls < TA_CLASSES) return ta_arena_alloc_or(ta_tls_arena, cls, ta_router_malloc_miss);
   }
   bool fresh;
+  ta_init(); /* the large header's tag needs the secret */
   return ta_large_alloc(size, align, false, &fresh);
 }
 
@@ -212,7 +222,7 @@ void ta_router_free_aligned_sized(void *p, size_t align, size_t size) {
   free_checked_size("free_aligned_sized", p, align, size);
 }
 
-int ta_router_trim(size_t pad) { return ta_trim_now(pad); }
+int ta_router_trim(size_t pad) { return ta_sched_trim_now(pad); }
 
 /* mallopt before the first malloc must not be undone by the environment read at start-up. */
 int ta_router_mallopt(int option, long value) {

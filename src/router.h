@@ -3,22 +3,22 @@
 #ifndef TA_ROUTER_H
 #define TA_ROUTER_H
 
-#include <stdio.h>
-
-#include "arena.h"
-#include "common.h"
-#include "config.h"
+#include "arenas/arena.h"
+#include "src/common.h"
+#include "src/config.h"
 
 #pragma GCC visibility push(hidden)
 
 /* The two fast paths, inline so that both the ta_* names and the standard names in override.c run
  * them without an extra call. */
 void *ta_router_malloc_big(size_t size);
+/* The fast path missed: start-up on a thread's first call, then the arena's slow path. */
+void *ta_router_malloc_miss(ta_arena_t *arena, size_t cls);
 void ta_router_free_slow(void *p);
 _Noreturn void ta_router_bad_pointer(const char *func, const void *p);
 
 TA_INLINE void *ta_route_malloc(size_t size) {
-  if (ta_likely(size <= TA_SMALL_TABLE_MAX)) return ta_arena_alloc(ta_tls_arena, ta_class_small(size));
+  if (ta_likely(size <= TA_SMALL_TABLE_MAX)) return ta_arena_alloc_or(ta_tls_arena, ta_class_small(size), ta_router_malloc_miss);
   return ta_router_malloc_big(size);
 }
 
@@ -49,11 +49,6 @@ int ta_router_trim(size_t pad);
 int ta_router_mallopt(int option, long value);
 int ta_router_mallopt_glibc(int param, int value);
 
-/* stats.c: glibc's reporting calls, for override.c. */
-struct mallinfo2;
-void ta_stats_malloc_stats(void);
-struct mallinfo2 ta_stats_mallinfo2(void);
-int ta_stats_malloc_info(int options, FILE *out);
 
 #pragma GCC visibility pop
 #endif

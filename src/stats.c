@@ -1,26 +1,25 @@
 /* Statistics: snapshots of every arena, segment and large block, reported as ta_stats_t, text, JSON,
  * glibc's mallinfo/malloc_info shapes, and a heap map.
  *
- * Nothing here is counted on the fast paths: live blocks are read from the pages' own counters
- * (used, parked_live), which their owner threads keep anyway. Those reads race with the owners by
- * design: a report must not stop the threads it describes. They are word-sized reads of fields whose
- * every value is meaningful, under the arena's seg_lock, which keeps the segments mapped while they
- * are read; so collect_arena is exempt from ThreadSanitizer, and a snapshot taken while threads run is
- * an approximation that is exact once they are quiet. Reports are formatted without malloc (format.c)
+ * Reading statistics never changes allocator state. Arenas are read through the functions the arena
+ * layer exports for it (arenas/census.h): live blocks come from the pages' own counters, which their
+ * owner threads keep anyway, so nothing is counted on the fast paths. Those reads race with the
+ * owners by design: a report must not stop the threads it describes; a snapshot taken while threads
+ * run is an approximation that is exact once they are quiet. Residency is measured afterwards, with
+ * no lock held (ta_os_resident). Reports are formatted without malloc (format.c)
  * so they work at exit, in exiting threads, and in a forked child. */
 #include <malloc.h>
 #include <pthread.h>
 #include <string.h>
-#include <sys/mman.h>
 
-#include "arena.h"
-#include "config.h"
-#include "format.h"
-#include "init.h"
-#include "large.h"
-#include "os.h"
+#include "arenas/census.h"
+#include "src/config.h"
+#include "src/format.h"
+#include "src/init.h"
+#include "src/large.h"
+#include "src/os.h"
+#include "src/stats.h"
 #include "tamalloc.h"
-#include "trim.h"
 
 typedef struct {
   size_t count, reserved, committed, resident;
@@ -37,76 +36,31 @@ typedef struct {
   size_t keepcost;                 /* free tail of the brk top */
 } arena_snap_t;
 
-/* What a segment looked like, recorded under seg_lock and reported after it. */
-typedef struct {
-  uintptr_t addr;
-  uint64_t free_units, dirty_units;
-  uint8_t mapped, origin;
-} seg_rec_t;
+typedef ta_seg_census_t seg_rec_t;
 
 typedef void (*seg_visit_fn)(const arena_snap_t *arena, const seg_rec_t *seg, size_t resident, void *ctx);
 
-static size_t resident_of(uintptr_t addr, size_t len) {
-  unsigned char vec[TA_SEGMENT_SIZE / TA_PAGE];
-  if (len > TA_SEGMENT_SIZE || mincore((void *)addr, len, vec) != 0) return 0;
-  size_t n = 0;
-  for (size_t i = 0; i < len / TA_PAGE; i++) n += vec[i] & 1;
-  return n * TA_PAGE;
-}
-
-/* seg_lock held: the live blocks of one segment's spans. */
-__attribute__((no_sanitize("thread"))) static void count_spans(ta_segment_t *seg, arena_snap_t *snap) {
-  for (unsigned u = 1; u < seg->mapped_units; u++) {
-    if (seg->unit_span[u] != u * sizeof(ta_page_t)) continue; /* not a span's first unit */
-    const ta_page_t *page = &seg->pages[u];
-    uint32_t bs = page->block_size, cap = page->capacity;
-    unsigned cls = page->cls;
-    if (bs == 0 || cls >= TA_CLASSES) continue;
-    uint32_t live = page->in_full ? page->parked_live : page->used & (TA_PAGE_CURRENT_BIAS - 1);
-    if (live > cap) live = cap;
-    snap->cls_live[cls] += live;
-    snap->cls_free[cls] += cap - live;
-    snap->live_blocks += live;
-    snap->live_bytes += (size_t)live * bs;
-  }
-}
-
 static void collect_arena(ta_arena_t *arena, arena_snap_t *snap, seg_visit_fn visit, void *ctx) {
   memset(snap, 0, sizeof *snap);
-  snap->id = arena->id;
-  snap->state = __atomic_load_n(&arena->state, __ATOMIC_RELAXED);
-  /* A fork child's arena whose lists may be half edited is reported without its segments. */
-  if (arena->tainted) return;
-  /* Record the segments under the lock; measure residency (a syscall) after it. */
-  size_t n = 0;
-  ta_lock(&arena->seg_lock);
-  for (int list = 0; list < 2; list++)
-    for (ta_segment_t *s = list ? arena->full_segments : arena->segments; s; s = s->next) n++;
-  ta_unlock(&arena->seg_lock);
-  size_t cap = n + 64;
+  /* Room for the segments, mapped before the census (which takes locks) and measured after it
+   * (mincore, a system call, with no lock held). */
+  size_t cap = ta_arena_census_segments(arena) + 64;
   size_t bytes = ta_align_up(cap * sizeof(seg_rec_t), TA_PAGE);
   seg_rec_t *recs = ta_os_map(bytes);
+  ta_arena_census_t c;
+  size_t n = ta_arena_census(arena, &c, recs, recs ? cap : 0);
+  snap->id = c.id;
+  snap->state = c.state;
+  snap->live_blocks = c.live_blocks;
+  snap->live_bytes = c.live_bytes;
+  snap->keepcost = c.keepcost;
+  memcpy(snap->cls_live, c.cls_live, sizeof snap->cls_live);
+  memcpy(snap->cls_free, c.cls_free, sizeof snap->cls_free);
   if (recs == NULL) return;
-  n = 0;
-  ta_lock(&arena->seg_lock);
-  for (int list = 0; list < 2; list++) {
-    for (ta_segment_t *s = list ? arena->full_segments : arena->segments; s; s = s->next) {
-      count_spans(s, snap);
-      if (s->origin == TA_SEG_BRK && ta_seg_is_brk_top(s)) {
-        uint64_t in_use = (ta_units_below(s->mapped_units) & ~s->free_units) | 1;
-        unsigned used_end = 64u - (unsigned)__builtin_clzll(in_use);
-        snap->keepcost += (size_t)(s->mapped_units - used_end) * TA_UNIT_SIZE;
-      }
-      if (n < cap)
-        recs[n++] = (seg_rec_t){.addr = (uintptr_t)s, .free_units = s->free_units,
-                                .dirty_units = s->dirty_units, .mapped = s->mapped_units, .origin = s->origin};
-    }
-  }
-  ta_unlock(&arena->seg_lock);
   for (size_t i = 0; i < n; i++) {
     seg_totals_t *t = &snap->origin[recs[i].origin == TA_SEG_BRK ? 0 : 1];
     size_t committed = (size_t)recs[i].mapped * TA_UNIT_SIZE;
-    size_t resident = resident_of(recs[i].addr, committed);
+    size_t resident = ta_os_resident((const void *)recs[i].addr, committed);
     t->count++;
     t->reserved += TA_SEGMENT_SIZE;
     t->committed += committed;
@@ -157,18 +111,8 @@ static void walk_one(ta_arena_t *arena, void *ctx) {
   if (w->each_arena) w->each_arena(&a, w->ctx);
 }
 
-/* Pooled arenas have no owner to collect what other threads freed into them: collect it here, as
- * their owner for the moment, so those blocks stop counting as live. (Bound arenas' owners collect
- * their own; until they do, a block another thread freed a moment ago still counts.) */
-static void collect_pooled(ta_arena_t *arena, void *ctx) {
-  (void)ctx;
-  ta_trim_pages(arena, false);
-}
-
 static void walk(walk_t *w) {
   ta_init();
-  ta_arena_foreach_pooled(collect_pooled, NULL);
-  ta_arena_with_shared(collect_pooled, NULL);
   ta_arena_foreach(walk_one, w);
 }
 
@@ -187,7 +131,7 @@ void ta_stats_get(ta_stats_t *out) {
   out->live_blocks = w.total.live_blocks;
   ta_large_totals(&out->large_blocks, &out->large_bytes);
   out->large_retained_bytes = ta_large_cached_bytes();
-  ta_trim_totals(&out->purged_bytes, &out->purge_calls);
+  ta_seg_trim_totals(&out->purged_bytes, &out->purge_calls);
   out->segment_grows = atomic_load_explicit(&ta_segment_grows, memory_order_relaxed);
   out->remote_frees_collected = atomic_load_explicit(&ta_remote_collected, memory_order_relaxed);
   out->arena_adoptions = atomic_load_explicit(&ta_arena_adoptions, memory_order_relaxed);
@@ -253,7 +197,7 @@ static void json_report(ta_out_t *o) {
   walk(&w);
   size_t large_blocks, large_bytes, purged, calls;
   ta_large_totals(&large_blocks, &large_bytes);
-  ta_trim_totals(&purged, &calls);
+  ta_seg_trim_totals(&purged, &calls);
   ta_out_str(o, "], \"config\": {");
   kv(o, "mmap_threshold", (unsigned long long)ta_config_get(TA_OPT_MMAP_THRESHOLD), true);
   kv(o, "trim_threshold", (unsigned long long)ta_config_get(TA_OPT_TRIM_THRESHOLD), true);
@@ -339,7 +283,7 @@ static void text_report(ta_out_t *o) {
   walk(&w);
   size_t large_blocks, large_bytes, purged, calls;
   ta_large_totals(&large_blocks, &large_bytes);
-  ta_trim_totals(&purged, &calls);
+  ta_seg_trim_totals(&purged, &calls);
   ta_out_str(o, "arenas: ");
   ta_out_u(o, ta_arena_count());
   ta_out_str(o, " created, ");

@@ -11,7 +11,7 @@
 #include <pthread.h>
 #include <stdint.h>
 
-#include "os.h"
+#include "src/os.h"
 
 /* posix_memalign's whole result: return value, *memptr (NULL when left alone), errno afterwards. */
 typedef struct {

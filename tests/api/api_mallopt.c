@@ -9,8 +9,8 @@
 #include <unistd.h>
 
 #include "blocks.h"
-#include "router.h"
-#include "trim.h"
+#include "src/router.h"
+#include "arenas/trim.h"
 
 static size_t large_blocks(void) {
   ta_stats_t st;

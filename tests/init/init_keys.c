@@ -7,7 +7,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
-#include "init.h" /* ta_init_state, ta_thread_key: to check the key order this test relies on */
+#include "src/init.h" /* ta_init_state, ta_thread_key: to check the key order this test relies on */
 #include "init_names.h"
 #include "test.h"
 

@@ -7,7 +7,7 @@
 #include <stdatomic.h>
 
 #include "oom.h"
-#include "os.h"
+#include "src/os.h"
 
 #define KIB ((size_t)1 << 10)
 #define MIB ((size_t)1 << 20)

@@ -1,6 +1,6 @@
 /* Issue test 6: decay does not thrash. Freeing and allocating the same 64 MiB 1,000 times makes far
  * fewer madvise (and brk) calls than iterations: memory freed a moment ago is reused, not purged. */
-#include "os.h"
+#include "src/os.h"
 #include "tamalloc.h"
 #include "trim_util.h"
 

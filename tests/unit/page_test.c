@@ -1,8 +1,8 @@
 /* Internals of pages and segments, through the internal headers: the pointer check that free relies
  * on (every carved block start passes, every interior or uncarved address fails), span lengths, and
  * the segment map. */
-#include "arena.h"
-#include "page.h"
+#include "arenas/arena.h"
+#include "arenas/page.h"
 #include "tamalloc.h"
 #include "test.h"
 

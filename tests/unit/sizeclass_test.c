@@ -1,7 +1,7 @@
 /* Walks every size up to the largest class both ways: size -> class -> block size, and checks the
  * promises sizeclass.h makes (fits, smallest fitting class, bounded waste, alignment of aligned
  * classes, the lookup table agreeing with the arithmetic). */
-#include "sizeclass.h"
+#include "arenas/sizeclass.h"
 #include "test.h"
 
 int main(void) {

@@ -1,7 +1,7 @@
 /* The trim policy, driven by a clock of the test's own: which dirty units are due, and how far the
  * brk top shrinks. Pure functions, so every case is exact. */
 #include "test.h"
-#include "trim.h"
+#include "arenas/trim.h"
 
 int main(void) {
   uint32_t since[TA_UNITS] = {0};

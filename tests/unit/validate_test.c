@@ -4,9 +4,9 @@
  * Usage: validate_test CASE (as meson runs them) or validate_test (every case). */
 #include <pthread.h>
 
-#include "arena.h"
+#include "arenas/arena.h"
 #include "misuse/death.h"
-#include "page.h"
+#include "arenas/page.h"
 
 #define NBLOCKS 20000
 

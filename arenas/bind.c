@@ -1,0 +1,280 @@
+/* Thread binding: which thread owns which arena. The initial-exec TLS pointer ta_tls_arena, the
+ * thread-exit key whose destructor hands the arena back, the pool of arenas whose threads exited
+ * (adopted, with all they cache, by the next new thread), the reclaiming of arenas whose threads died
+ * without their exit hook, the shared arena of threads beyond TAMALLOC_ARENA_MAX, the borrowing by
+ * threads past their exit hook, and the fork child's view of all of it.
+ *
+ * Locks (order in src/init.c): shared_lock, then ta_pool_lock (the pool and the list of all
+ * arenas). */
+#include <errno.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "arenas/bind.h"
+#include "src/config.h"
+
+pthread_key_t ta_thread_key;
+void ta_arena_key_create(void) { pthread_key_create(&ta_thread_key, ta_arena_thread_exit); }
+
+ta_page_t ta_page_empty; /* all zero: no free block, so the fast path always misses on it */
+ta_arena_t ta_arena_empty = {.current = {[0 ... TA_CLASSES - 1] = &ta_page_empty}};
+__thread ta_arena_t *ta_tls_arena __attribute__((tls_model("initial-exec"))) = &ta_arena_empty;
+/* Set once this thread's exit hook ran: later allocations (from other TLS destructors) borrow. */
+static __thread bool tls_exiting __attribute__((tls_model("initial-exec")));
+/* Set once this thread found the arena cap reached: it allocates from the shared arena. */
+static __thread bool tls_shared __attribute__((tls_model("initial-exec")));
+
+ta_lock_t ta_pool_lock = TA_LOCK_INIT;
+static ta_arena_t *pool;         /* ta_ta_pool_lock: abandoned arenas, most recent first */
+_Atomic size_t ta_arena_adoptions; /* arenas taken over from the pool */
+
+static __thread int tls_tid __attribute__((tls_model("initial-exec"))); /* 0 until asked */
+static int self_tid(void) {
+  if (tls_tid == 0) tls_tid = (int)syscall(SYS_gettid);
+  return tls_tid;
+}
+
+/* The arena threads beyond TAMALLOC_ARENA_MAX share: used only with shared_lock held, by a thread
+ * that points its TLS at it for the duration, so the ordinary paths apply unchanged. */
+static ta_lock_t shared_lock = TA_LOCK_INIT;
+static ta_arena_t *shared_arena; /* shared_lock */
+static ta_arena_t *reclaim_cursor; /* ta_pool_lock: see arena_reclaim */
+/* For fork: this file's locks, the bump allocator's (arena.c) and every arena's seg_lock, in the
+ * documented order. */
+static bool shared_taken, pool_taken; /* fork_lock (src/init.c) */
+
+void ta_arena_fork(ta_fork_phase_t phase) {
+  if (phase == TA_FORK_PREPARE) {
+    ta_fork_one(&shared_lock, &shared_taken, phase);
+    ta_fork_one(&ta_pool_lock, &pool_taken, phase);
+    ta_arena_meta_fork(phase);
+    for (ta_arena_t *a = ta_all_arenas; a != NULL; a = a->all_next) ta_fork_one(&a->seg_lock, &a->fork_taken, phase);
+    return;
+  }
+  for (ta_arena_t *a = ta_all_arenas; a != NULL; a = a->all_next) ta_fork_one(&a->seg_lock, &a->fork_taken, phase);
+  ta_arena_meta_fork(phase);
+  ta_fork_one(&ta_pool_lock, &pool_taken, phase);
+  ta_fork_one(&shared_lock, &shared_taken, phase);
+}
+
+/* In the child only the forking thread exists, with a new id. The arenas of the other threads were
+ * in whatever state their owners had them in mid-operation: they are orphaned, never adopted or
+ * reclaimed (their blocks can still be freed into them, as remote frees, which touch only atomic
+ * words). So is the forking thread's own arena when the fork interrupted it inside tamalloc
+ * (!keep_arena): the thread starts afresh with its next allocation. What a lock not taken before
+ * fork guarded is abandoned rather than trusted: the pool's arenas and the shared arena are
+ * orphaned, the bump chunk is dropped, an arena whose segment lists may be half edited is tainted
+ * (statistics and trim passes leave it alone). All arenas ever made stay on the list of all arenas,
+ * whose links are written before an arena is published and never change. */
+void ta_arena_fork_child(ta_fork_phase_t phase, bool keep_arena) {
+  bool shared_whole = ta_fork_one(&shared_lock, &shared_taken, phase);
+  bool pool_whole = ta_fork_one(&ta_pool_lock, &pool_taken, phase);
+  ta_arena_meta_fork(phase); /* drops a bump chunk that may be torn */
+  tls_tid = 0;
+  ta_arena_t *own = ta_tls_arena;
+  for (ta_arena_t *a = ta_all_arenas; a != NULL; a = a->all_next) {
+    if (!ta_fork_one(&a->seg_lock, &a->fork_taken, phase)) a->tainted = true;
+    atomic_store_explicit(&a->trimming, false, memory_order_relaxed);
+  }
+  /* The pool keeps the arenas that are whole; the rest are orphaned below. */
+  ta_arena_t **link = &pool;
+  if (!pool_whole) pool = NULL;
+  while (*link != NULL) {
+    if ((*link)->tainted)
+      *link = (*link)->pool_next;
+    else
+      link = &(*link)->pool_next;
+  }
+  if (!shared_whole || (shared_arena != NULL && shared_arena->tainted)) shared_arena = NULL;
+  for (ta_arena_t *a = ta_all_arenas; a != NULL; a = a->all_next) {
+    bool in_pool = false;
+    for (ta_arena_t *p = pool; p != NULL && !in_pool; p = p->pool_next) in_pool = p == a;
+    if (a == own && !a->tainted && keep_arena && a->state == TA_ARENA_BOUND)
+      a->owner_tid = self_tid();
+    else if (a->state == TA_ARENA_BOUND || (a->state == TA_ARENA_POOLED && !in_pool) ||
+             (a->state == TA_ARENA_SHARED && a != shared_arena))
+      a->state = TA_ARENA_ORPHANED;
+  }
+  reclaim_cursor = NULL;
+  if (own != &ta_arena_empty && own->state == TA_ARENA_ORPHANED) {
+    ta_tls_arena = &ta_arena_empty;
+    pthread_setspecific(ta_thread_key, NULL);
+  }
+}
+
+/* A thread whose first allocation comes from a TLS destructor in glibc's last round of them binds
+ * an arena that its exit hook will never hand back (the round that would call it never comes).
+ * Such arenas are found later: their owner thread no longer exists. A few candidates are checked
+ * each time a new arena would otherwise be made, from a cursor that walks the list of all arenas,
+ * so the cost stays a handful of tgkill(…, 0) probes however many threads there are. A reused
+ * thread id only hides a dead owner for a while; it never makes a live one look dead. */
+#define TA_RECLAIM_PROBES 8
+
+static ta_arena_t *arena_reclaim(void) {
+  ta_arena_t *cand[TA_RECLAIM_PROBES];
+  int tids[TA_RECLAIM_PROBES];
+  unsigned n = 0;
+  int self = self_tid();
+  ta_lock(&ta_pool_lock);
+  ta_arena_t *a = reclaim_cursor ? reclaim_cursor : ta_all_arenas;
+  for (unsigned seen = 0; a != NULL && seen < TA_RECLAIM_PROBES * 4 && n < TA_RECLAIM_PROBES; seen++) {
+    if (a->state == TA_ARENA_BOUND && a->owner_tid != 0 && a->owner_tid != self) {
+      cand[n] = a;
+      tids[n++] = a->owner_tid;
+    }
+    a = a->all_next;
+  }
+  reclaim_cursor = a;
+  ta_unlock(&ta_pool_lock);
+  /* Probe with no lock held. */
+  int saved = errno;
+  pid_t pid = getpid();
+  int dead = -1;
+  for (unsigned i = 0; i < n && dead < 0; i++)
+    if (syscall(SYS_tgkill, pid, tids[i], 0) != 0 && errno == ESRCH) dead = (int)i;
+  errno = saved;
+  if (dead < 0) return NULL;
+  ta_arena_t *arena = cand[dead];
+  ta_lock(&ta_pool_lock);
+  bool ours = arena->state == TA_ARENA_BOUND && arena->owner_tid == tids[dead];
+  if (ours) {
+    arena->owner_tid = self;
+    atomic_fetch_add_explicit(&ta_arena_adoptions, 1, memory_order_relaxed);
+  }
+  ta_unlock(&ta_pool_lock);
+  return ours ? arena : NULL;
+}
+
+/* An arena for a thread to own: adopted from the pool, reclaimed from a dead thread, or new. NULL
+ * when TAMALLOC_ARENA_MAX says the thread must share (the last arena the cap allows is the shared
+ * one), or without memory (*out_of_memory set). */
+static ta_arena_t *arena_acquire(bool *out_of_memory) {
+  *out_of_memory = false;
+  ta_lock(&ta_pool_lock);
+  ta_arena_t *arena = pool;
+  if (arena != NULL) {
+    pool = arena->pool_next;
+    arena->pool_next = NULL;
+    arena->state = TA_ARENA_BOUND;
+    arena->owner_tid = self_tid();
+    atomic_fetch_add_explicit(&ta_arena_adoptions, 1, memory_order_relaxed);
+  }
+  ta_unlock(&ta_pool_lock);
+  if (arena != NULL) return arena;
+  arena = arena_reclaim();
+  if (arena != NULL) return arena;
+  ta_lock(&ta_pool_lock);
+  size_t cap = atomic_load_explicit(&ta_config.arena_max, memory_order_relaxed);
+  if (cap == 0 || ta_arena_count() + 1 < cap) {
+    arena = ta_arena_new(TA_ARENA_BOUND);
+    *out_of_memory = arena == NULL;
+    if (arena != NULL) arena->owner_tid = self_tid();
+  }
+  ta_unlock(&ta_pool_lock);
+  return arena;
+}
+
+static void arena_release(ta_arena_t *arena) {
+  ta_lock(&ta_pool_lock);
+  arena->state = TA_ARENA_POOLED;
+  arena->owner_tid = 0;
+  arena->pool_next = pool;
+  pool = arena;
+  ta_unlock(&ta_pool_lock);
+}
+
+static ta_arena_t *shared_get(void) {
+  if (shared_arena == NULL) {
+    ta_lock(&ta_pool_lock);
+    shared_arena = ta_arena_new(TA_ARENA_SHARED);
+    ta_unlock(&ta_pool_lock);
+  }
+  return shared_arena;
+}
+
+void ta_arena_with_shared(void (*fn)(ta_arena_t *arena, void *ctx), void *ctx) {
+  ta_lock(&shared_lock);
+  if (shared_arena != NULL) fn(shared_arena, ctx);
+  ta_unlock(&shared_lock);
+}
+
+void ta_arena_visit(ta_arena_t *arena, void (*fn)(ta_arena_t *arena, bool owner, void *ctx), void *ctx) {
+  uint8_t state = __atomic_load_n(&arena->state, __ATOMIC_RELAXED);
+  if (state == TA_ARENA_SHARED) {
+    ta_lock(&shared_lock);
+    fn(arena, arena == shared_arena, ctx);
+    ta_unlock(&shared_lock);
+  } else if (state == TA_ARENA_POOLED) {
+    ta_lock(&ta_pool_lock);
+    fn(arena, arena->state == TA_ARENA_POOLED, ctx); /* not adopted meanwhile */
+    ta_unlock(&ta_pool_lock);
+  } else {
+    fn(arena, false, ctx);
+  }
+}
+void ta_arena_foreach_pooled(void (*fn)(ta_arena_t *arena, void *ctx), void *ctx) {
+  ta_lock(&ta_pool_lock);
+  for (ta_arena_t *a = pool; a != NULL; a = a->pool_next) fn(a, ctx);
+  ta_unlock(&ta_pool_lock);
+}
+
+/* Runs at thread exit (pthread key destructor) with the arena the thread was bound to. */
+void ta_arena_thread_exit(void *value) {
+  ta_arena_t *arena = value;
+  ta_tls_arena = &ta_arena_empty;
+  tls_exiting = true;
+  if (arena != NULL && arena != &ta_arena_empty) arena_release(arena);
+}
+
+/* One allocation from an arena this thread does not own: the shared arena, or one borrowed from the
+ * pool by an exiting thread (which must not bind one again, or the arena would stay bound to a dead
+ * thread). Either way the thread's TLS points at the arena only while it allocates. */
+static TA_NOINLINE void *malloc_unbound(size_t cls) {
+  bool oom = false;
+  ta_arena_t *arena = tls_shared ? NULL : arena_acquire(&oom);
+  if (oom) return NULL;
+  if (arena == NULL) {
+    ta_lock(&shared_lock);
+    ta_arena_t *shared = shared_get();
+    void *p = NULL;
+    if (shared != NULL) {
+      ta_tls_arena = shared;
+      p = ta_arena_alloc(shared, cls);
+      ta_tls_arena = &ta_arena_empty;
+    }
+    ta_unlock(&shared_lock);
+    return p;
+  }
+  ta_tls_arena = arena;
+  void *p = ta_arena_alloc(arena, cls);
+  ta_tls_arena = &ta_arena_empty;
+  arena_release(arena);
+  return p;
+}
+
+/* The malloc slow path of a thread with no arena bound: bind one (adopted, reclaimed or new), or
+ * borrow one for this allocation (an exiting thread; a thread over the arena cap shares). */
+void *ta_bind_malloc(size_t cls) {
+  if (tls_exiting || tls_shared) {
+    void *p = malloc_unbound(cls);
+    if (p == NULL) errno = ENOMEM;
+    return p;
+  }
+  bool oom;
+  ta_arena_t *arena = arena_acquire(&oom);
+  if (arena == NULL) {
+    if (oom) {
+      errno = ENOMEM;
+      return NULL;
+    }
+    /* Over the arena cap: this thread shares from now on. */
+    tls_shared = true;
+    void *p = malloc_unbound(cls);
+    if (p == NULL) errno = ENOMEM;
+    return p;
+  }
+  /* Bind before pthread_setspecific: if it has to allocate, that allocation finds the arena. */
+  ta_tls_arena = arena;
+  pthread_setspecific(ta_thread_key, arena);
+  return ta_arena_alloc(arena, cls);
+}
