@@ -13,7 +13,9 @@
  *    A free unit keeps naming the descriptor of the span it last belonged to, now retired (nothing
  *    carved: it rejects every pointer, but remembers its block size, so a second free of one of its
  *    blocks is named a double free), or pages[0] (the header's, never live) if it never belonged to
- *    one. A byte offset rather than an index spares the free path a multiplication.
+ *    one. That descriptor may since head a newer, shorter span that does not reach the unit; its
+ *    carved bound, which ends inside that span, still rejects every pointer into the unit. A byte
+ *    offset rather than an index spares the free path a multiplication.
  *  - Pointers outside every segment are either large blocks, found in the registry of src/large.c,
  *    or not ours at all.
  *
@@ -99,7 +101,7 @@ typedef enum { TA_SEG_MMAP = 1, TA_SEG_BRK = 2 } ta_seg_origin_t;
 
 /* Invariants: free_units has bit u set  <=>  unit u is in no span and not being purged;
  * a unit in a span has unit_span[u] naming the span's page; the page a free unit's unit_span names
- * has carved == 0;
+ * has carved == 0 or is a live span that ends before the unit (carved <= its own length);
  * dirty_units is a subset of free_units; units at or above mapped_units are neither in a span nor
  * free (the brk top segment gives them back to the OS when its free tail passes the trim threshold);
  * an empty segment has free_units == units_below(mapped_units) & ~1. */
