@@ -63,34 +63,75 @@ static size_t mixed_size(test_rng_t *r) {
   return 1 + test_rng_below(r, 1024);
 }
 
-/* What a child does: allocate, fill, check, resize and free a few hundred blocks. Returns 0 when
- * all went well (called in children, so it reports through its return value and stderr). */
+/* One step of the churn every allocating loop here runs over `slots` blocks: a random slot's block
+ * is checked (its first and last bytes hold the slot number) and freed, or a block of mixed size is
+ * allocated and marked. Returns 0, or 1 after saying on stderr what went wrong (`who`). */
+static int churn_step(test_rng_t *r, unsigned char **b, size_t *n, int slots, const char *who) {
+  int k = (int)test_rng_below(r, (uint64_t)slots);
+  if (b[k]) {
+    if (b[k][0] != (unsigned char)k || b[k][n[k] - 1] != (unsigned char)k) {
+      fprintf(stderr, "%s: block %p lost its contents\n", who, (void *)b[k]);
+      return 1;
+    }
+    TN(free)(b[k]);
+    b[k] = NULL;
+    return 0;
+  }
+  n[k] = mixed_size(r);
+  b[k] = TN(malloc)(n[k]);
+  if (b[k] == NULL) {
+    fprintf(stderr, "%s: malloc(%zu) failed\n", who, n[k]);
+    return 1;
+  }
+  b[k][0] = b[k][n[k] - 1] = (unsigned char)k;
+  return 0;
+}
+
+/* What a child does: a few hundred churn steps, then everything freed. Returns 0 when all went well
+ * (called in children, so it reports through its return value and stderr). */
 static int child_work(uint64_t seed, int rounds) {
   test_rng_t r = {seed};
   enum { N = 64 };
   unsigned char *b[N] = {0};
   size_t n[N] = {0};
-  for (int i = 0; i < rounds; i++) {
-    int k = (int)test_rng_below(&r, N);
-    if (b[k]) {
-      if (b[k][0] != (unsigned char)k || b[k][n[k] - 1] != (unsigned char)k) {
-        fprintf(stderr, "child: block %p lost its contents\n", (void *)b[k]);
-        return 1;
-      }
-      TN(free)(b[k]);
-      b[k] = NULL;
-      continue;
-    }
-    n[k] = mixed_size(&r);
-    b[k] = TN(malloc)(n[k]);
-    if (b[k] == NULL) {
-      fprintf(stderr, "child: malloc(%zu) failed\n", n[k]);
-      return 1;
-    }
-    b[k][0] = b[k][n[k] - 1] = (unsigned char)k;
-  }
+  for (int i = 0; i < rounds; i++)
+    if (churn_step(&r, b, n, N, "child")) return 1;
   for (int k = 0; k < N; k++) TN(free)(b[k]);
   return 0;
+}
+
+/* Reaps finished children; returns how many failed. `block`: wait for every child. */
+static long reap_children(bool block, long *reaped) {
+  long bad = 0;
+  for (;;) {
+    int st;
+    pid_t w = waitpid(-1, &st, block ? 0 : WNOHANG);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) break;
+    (*reaped)++;
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+      bad++;
+      fprintf(stderr, "a child %s %d%s\n", WIFSIGNALED(st) ? "died of signal" : "exited with",
+              WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st),
+              WIFSIGNALED(st) && WTERMSIG(st) == SIGALRM ? " (it hung)" : "");
+    }
+  }
+  return bad;
+}
+
+/* An interval timer (ITIMER_REAL: SIGALRM, ITIMER_PROF: SIGPROF) whose handler runs with no signal
+ * blocked but its own; usec 0 stops it. */
+static void set_timer(int which, void (*handler)(int), long usec) {
+  if (handler != NULL) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = handler;
+    sa.sa_flags = SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    CHECK(sigaction(which == ITIMER_REAL ? SIGALRM : SIGPROF, &sa, NULL) == 0);
+  }
+  struct itimerval it = {{0, usec}, {0, usec}};
+  CHECK(setitimer(which, &it, NULL) == 0);
 }
 
 static void expect_child_ok(pid_t pid, const char *what) {
@@ -332,58 +373,21 @@ static void on_alarm(int sig) {
 
 /* The program under test: allocate in a loop while the timer forks from the handler. */
 static int signal_program(double seconds) {
-  struct sigaction sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sa_handler = on_alarm;
-  sa.sa_flags = SA_RESTART;
-  sigemptyset(&sa.sa_mask);
-  CHECK(sigaction(SIGALRM, &sa, NULL) == 0);
-  struct itimerval it = {{0, 500}, {0, 500}};
-  CHECK(setitimer(ITIMER_REAL, &it, NULL) == 0);
+  set_timer(ITIMER_REAL, on_alarm, 500);
   test_rng_t r = {12345};
   enum { SLOTS = 64 };
   unsigned char *b[SLOTS] = {0};
+  size_t n[SLOTS] = {0};
   long loops = 0, reaped = 0, bad = 0;
   double end = now_s() + seconds;
   while (now_s() < end) {
-    for (int i = 0; i < 200; i++, loops++, fork_progress++) {
-      int k = (int)test_rng_below(&r, SLOTS);
-      if (b[k]) {
-        TN(free)(b[k]);
-        b[k] = NULL;
-      } else {
-        size_t n = mixed_size(&r);
-        b[k] = TN(malloc)(n);
-        CHECK(b[k] != NULL);
-        b[k][0] = b[k][n - 1] = 1;
-      }
-    }
-    int st;
-    pid_t w;
-    while ((w = waitpid(-1, &st, WNOHANG)) > 0) {
-      reaped++;
-      if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
-        bad++;
-        fprintf(stderr, "a child %s %d\n", WIFSIGNALED(st) ? "died of signal" : "exited with",
-                WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st));
-      }
-    }
+    for (int i = 0; i < 200; i++, loops++, fork_progress++)
+      if (churn_step(&r, b, n, SLOTS, "parent")) return 1;
+    bad += reap_children(false, &reaped);
   }
-  struct itimerval off = {{0, 0}, {0, 0}};
-  setitimer(ITIMER_REAL, &off, NULL);
+  set_timer(ITIMER_REAL, NULL, 0);
   /* Reap the rest; a child that hangs is killed by its own alarm and counted as bad. */
-  for (;;) {
-    int st;
-    pid_t w = waitpid(-1, &st, 0);
-    if (w < 0 && errno == EINTR) continue;
-    if (w < 0) break;
-    reaped++;
-    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
-      bad++;
-      if (WIFSIGNALED(st))
-        fprintf(stderr, "a child died of signal %d (%s)\n", WTERMSIG(st), strsignal(WTERMSIG(st)));
-    }
-  }
+  bad += reap_children(true, &reaped);
   for (int k = 0; k < SLOTS; k++) TN(free)(b[k]);
   printf("%ld allocator calls, %d forks from the handler (%d refused), %ld children reaped, %ld failed\n",
          loops, (int)handler_forks, (int)fork_failures, reaped, bad);
@@ -457,41 +461,6 @@ static void on_alarm_alloc(int sig) {
   errno = saved;
 }
 
-/* Reaps finished children; returns how many failed. `block`: wait for every child. */
-static long reap_children(bool block, long *reaped) {
-  long bad = 0;
-  for (;;) {
-    int st;
-    pid_t w = waitpid(-1, &st, block ? 0 : WNOHANG);
-    if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) break;
-    (*reaped)++;
-    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
-      bad++;
-      fprintf(stderr, "a child %s %d%s\n", WIFSIGNALED(st) ? "died of signal" : "exited with",
-              WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st),
-              WIFSIGNALED(st) && WTERMSIG(st) == SIGALRM ? " (it hung)" : "");
-    }
-  }
-  return bad;
-}
-
-static void start_timer(void (*handler)(int), long usec) {
-  struct sigaction sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sa_handler = handler;
-  sa.sa_flags = SA_RESTART;
-  sigemptyset(&sa.sa_mask);
-  CHECK(sigaction(SIGALRM, &sa, NULL) == 0);
-  struct itimerval it = {{0, usec}, {0, usec}};
-  CHECK(setitimer(ITIMER_REAL, &it, NULL) == 0);
-}
-
-static void stop_timer(void) {
-  struct itimerval off = {{0, 0}, {0, 0}};
-  setitimer(ITIMER_REAL, &off, NULL);
-}
-
 static int signal_alloc_program(long forks) {
   alloc_seed = 777;
   /* Single-threaded: a second timer whose handler also forks and does not block the first's signal,
@@ -500,42 +469,20 @@ static int signal_alloc_program(long forks) {
    * handlers, so a fork nested in another deadlocks inside glibc whatever the allocator. */
   const char *bg = getenv("TAMALLOC_BACKGROUND_THREAD");
   bool nested = bg != NULL && strcmp(bg, "0") == 0 && __libc_single_threaded;
-  struct sigaction sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sa_handler = on_alarm_alloc;
-  sa.sa_flags = SA_RESTART;
-  sigemptyset(&sa.sa_mask);
-  CHECK(sigaction(SIGPROF, &sa, NULL) == 0);
-  struct itimerval prof = {{0, 700}, {0, 700}};
-  if (nested) CHECK(setitimer(ITIMER_PROF, &prof, NULL) == 0);
-  start_timer(on_alarm_alloc, 300);
+  if (nested) set_timer(ITIMER_PROF, on_alarm_alloc, 700);
+  set_timer(ITIMER_REAL, on_alarm_alloc, 300);
   test_rng_t r = {4242};
   enum { SLOTS = 64 };
   unsigned char *b[SLOTS] = {0};
   size_t n[SLOTS] = {0};
   long loops = 0, reaped = 0, bad = 0;
   while (alloc_forks < forks) {
-    for (int i = 0; i < 100; i++, loops++, fork_progress++) {
-      int k = (int)test_rng_below(&r, SLOTS);
-      if (b[k]) {
-        if (b[k][0] != (unsigned char)k || b[k][n[k] - 1] != (unsigned char)k) {
-          fprintf(stderr, "parent: block %p lost its contents\n", (void *)b[k]);
-          return 1;
-        }
-        TN(free)(b[k]);
-        b[k] = NULL;
-      } else {
-        n[k] = mixed_size(&r);
-        b[k] = TN(malloc)(n[k]);
-        if (b[k] == NULL) return 1;
-        b[k][0] = b[k][n[k] - 1] = (unsigned char)k;
-      }
-    }
+    for (int i = 0; i < 100; i++, loops++, fork_progress++)
+      if (churn_step(&r, b, n, SLOTS, "parent")) return 1;
     bad += reap_children(false, &reaped);
   }
-  stop_timer();
-  struct itimerval off = {{0, 0}, {0, 0}};
-  setitimer(ITIMER_PROF, &off, NULL);
+  set_timer(ITIMER_REAL, NULL, 0);
+  set_timer(ITIMER_PROF, NULL, 0);
   bad += reap_children(true, &reaped);
   for (int k = 0; k < SLOTS; k++) TN(free)(b[k]);
   printf("%ld allocator calls, %d forks from the handler (%d refused), %ld children reaped, %ld failed\n",
@@ -553,19 +500,6 @@ static void case_signal_alloc(void) {
 /* The statistics walk holds an arena's segment lock while the trimmer (decay 20 ms, so the
  * background thread passes every 10 ms) wants the same arena; the handler that interrupts the walk
  * forks. Many segments make the walk long, so a signal lands inside it often. */
-static volatile sig_atomic_t stats_forks;
-
-static void on_alarm_exit(int sig) {
-  (void)sig;
-  static volatile sig_atomic_t last = -1;
-  if (!progressed(&last)) return;
-  int saved = errno;
-  pid_t pid = fork();
-  if (pid == 0) _exit(0);
-  if (pid > 0) stats_forks++;
-  errno = saved;
-}
-
 static int signal_stats_program(long forks) {
   enum { BLOCKS = 16384 };
   static void *blk[BLOCKS];
@@ -573,10 +507,10 @@ static int signal_stats_program(long forks) {
     blk[i] = TN(malloc)(60000); /* 1 GiB in 60,000-byte blocks: about 240 segments */
     if (blk[i] == NULL) return 1;
   }
-  start_timer(on_alarm_exit, 250);
+  set_timer(ITIMER_REAL, on_alarm, 250); /* each program runs in a process of its own */
   long walks = 0, reaped = 0, bad = 0;
   int next_free = 0;
-  while (stats_forks < forks) {
+  while (handler_forks < forks) {
     ta_stats_t st;
     stats_get(&st);
     walks++;
@@ -589,11 +523,11 @@ static int signal_stats_program(long forks) {
     }
     bad += reap_children(false, &reaped);
   }
-  stop_timer();
+  set_timer(ITIMER_REAL, NULL, 0);
   bad += reap_children(true, &reaped);
   for (int i = 0; i < BLOCKS; i++) TN(free)(blk[i]);
   printf("%ld statistics walks, %d forks from the handler, %ld children reaped, %ld failed\n", walks,
-         (int)stats_forks, reaped, bad);
+         (int)handler_forks, reaped, bad);
   return bad != 0;
 }
 
