@@ -4,6 +4,7 @@
 #define TA_TRIM_UTIL_H
 
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -62,5 +63,16 @@ static inline size_t rss_wait_below(size_t limit, long max_ms) {
 }
 
 #define MIB ((size_t)1 << 20)
+
+/* The tests' own bookkeeping (pointer tables, bitmaps), mapped directly so that it is none of
+ * tamalloc's memory: `touch` makes every page resident now, so that RSS read afterwards already
+ * holds it and what follows measures tamalloc alone. */
+static inline void *trim_map(size_t bytes, int touch) {
+  void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  CHECK(p != MAP_FAILED);
+  if (touch) memset(p, 0, bytes);
+  return p;
+}
+static inline void trim_unmap(void *p, size_t bytes) { CHECK(munmap(p, bytes) == 0); }
 
 #endif
