@@ -21,6 +21,10 @@ struct ta_arena_s {
   _Atomic bool trimming;          /* a trim pass runs over this arena (one at a time; not a lock) */
   bool tainted;                   /* fork child: seg_lock was not taken before fork, so the segment
                                      lists may be half edited: nothing walks them any more */
+  /* TA_BUSY_OWNER while the owner runs a slow path, TA_BUSY_COLLECTOR while another thread stands
+   * in for an idle owner (the collector protocol, arenas/arena.c); never touched by the fast paths.
+   * A flag, not a lock: fork never waits for it. */
+  _Atomic uint8_t busy;
   ta_lock_t seg_lock;             /* guards the segment list and the segments' unit masks */
   ta_segment_t *segments;         /* seg_lock: segments that may have free units */
   ta_segment_t *segments_tail;    /* seg_lock: last of that list */
@@ -38,6 +42,7 @@ struct ta_arena_s {
 };
 
 enum { TA_ARENA_BOUND = 0, TA_ARENA_POOLED = 1, TA_ARENA_SHARED = 2, TA_ARENA_ORPHANED = 3 };
+enum { TA_BUSY_OWNER = 1, TA_BUSY_COLLECTOR = 2 };
 
 extern ta_arena_t ta_arena_empty;
 /* Slow-path event counters (relaxed atomics), for stats. */
@@ -74,6 +79,21 @@ TA_INLINE void ta_arena_trim_release(ta_arena_t *arena) {
 }
 
 /* arena.c */
+/* The owner (or whoever acts as the owner: a pool or shared-arena lock holder) enters a slow path:
+ * waits while a collector works on the arena. Every slow path that reads or edits what the
+ * collector may edit (parked pages, bins, the arena's xfree list, page lists) runs between these. */
+void ta_arena_slow_enter(ta_arena_t *arena);
+void ta_arena_slow_leave(ta_arena_t *arena);
+/* Another thread stands in for the owner of a bound arena (the collector protocol): its parked
+ * pages whose blocks all came back are retired, other threads' frees into them collected, and the
+ * OS pages of its idle pages that hold only free blocks released (all its pages that are not
+ * current with `all`, else those unchanged since the last pass). Skips the arena if its owner is in
+ * a slow path (it will collect itself), or waits for that with `wait`. Returns bytes released. */
+size_t ta_arena_collect_idle(ta_arena_t *arena, uint32_t now, bool wait, bool all);
+/* The collector's claim alone (for readers that must not see the lists change): false if the owner
+ * is in a slow path and not `wait`, or the arena is tainted. */
+bool ta_arena_collector_claim(ta_arena_t *arena, bool wait);
+void ta_arena_collector_release(ta_arena_t *arena);
 /* The malloc slow path. ta_init (src/init.h) must have run: the router's miss function sees to it. */
 void *ta_arena_malloc_slow(ta_arena_t *arena, size_t cls);
 void ta_arena_drain_xfree(ta_arena_t *arena);
@@ -175,6 +195,8 @@ TA_INLINE void ta_page_free_local(ta_page_t *page, ta_block_t *block) {
     return;
   }
   block->next_enc = ta_link_encode(page->free);
+  /* The link before the head: a collector may read a page's list from its head (page.c). */
+  __atomic_signal_fence(__ATOMIC_SEQ_CST);
   page->free = block;
   if (ta_unlikely(--page->used == 0)) ta_page_free_slow(page);
 }

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "arenas/bind.h"
+#include "arenas/trim.h"
 #include "src/config.h"
 
 pthread_key_t ta_thread_key;
@@ -75,6 +76,9 @@ void ta_arena_fork_child(ta_fork_phase_t phase, bool keep_arena) {
   for (ta_arena_t *a = ta_all_arenas; a != NULL; a = a->all_next) {
     if (!ta_fork_one(&a->seg_lock, &a->fork_taken, phase)) a->tainted = true;
     atomic_store_explicit(&a->trimming, false, memory_order_relaxed);
+    /* A slow path or a collector was halfway through the arena's lists: nothing walks them again. */
+    if (atomic_load_explicit(&a->busy, memory_order_relaxed) != 0) a->tainted = true;
+    atomic_store_explicit(&a->busy, 0, memory_order_relaxed);
   }
   /* The pool keeps the arenas that are whole; the rest are orphaned below. */
   ta_arena_t **link = &pool;
@@ -218,12 +222,19 @@ void ta_arena_foreach_pooled(void (*fn)(ta_arena_t *arena, void *ctx), void *ctx
   ta_unlock(&ta_pool_lock);
 }
 
-/* Runs at thread exit (pthread key destructor) with the arena the thread was bound to. */
+/* Runs at thread exit (pthread key destructor) with the arena the thread was bound to. What the
+ * arena no longer needs goes back to the OS now: its empty pages to their segments, and every free
+ * unit released (measured on waves of short threads: a pool of arenas that each keep their touched
+ * free pages for the decay time holds tens of MiB that no thread uses; a thread that adopts the
+ * arena faults its pages in again, which costs less than the threads' own work). */
 void ta_arena_thread_exit(void *value) {
   ta_arena_t *arena = value;
   ta_tls_arena = &ta_arena_empty;
   tls_exiting = true;
-  if (arena != NULL && arena != &ta_arena_empty) arena_release(arena);
+  if (arena == NULL || arena == &ta_arena_empty) return;
+  ta_arena_collect(arena, false);
+  ta_seg_trim(arena, ta_trim_clock(), true, 0, 0);
+  arena_release(arena);
 }
 
 /* One allocation from an arena this thread does not own: the shared arena, or one borrowed from the

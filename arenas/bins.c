@@ -53,12 +53,13 @@ void ta_bin_clear_current(ta_arena_t *arena, unsigned cls) {
 ta_page_t *ta_bin_find_page(ta_arena_t *arena, unsigned cls) {
   ta_page_t *page = arena->current[cls];
   if (page != &ta_page_empty) {
-    if (page->free != NULL || ta_page_collect(page) || ta_page_extend(page)) return page;
+    if (page->free != NULL || ta_page_collect(page) || ta_page_extend(page) || ta_page_relist(page)) return page;
     ta_bin_clear_current(arena, cls);
   }
   for (page = arena->bins[cls]; page != NULL;) {
     ta_page_t *next = page->next;
-    if (page->free != NULL || ta_page_collect(page) || ta_page_extend(page)) {
+    ta_page_unghost(page);
+    if (page->free != NULL || ta_page_collect(page) || ta_page_extend(page) || ta_page_relist(page)) {
       ta_bin_set_current(arena, page);
       return page;
     }

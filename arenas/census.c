@@ -77,6 +77,11 @@ typedef struct {
 static void census_visit(ta_arena_t *arena, bool owner, void *ctx) {
   census_t *k = ctx;
   ta_arena_census_t *c = k->out;
+  /* An arena another thread owns: as its collector for the moment (arena.c), its remote lists hold
+   * still and count free; if its owner is in a slow path, they count live (the owner is collecting
+   * them). */
+  bool claimed = !owner && ta_arena_collector_claim(arena, false);
+  owner |= claimed;
   ta_lock(&arena->seg_lock);
   for (int list = 0; list < 2; list++) {
     for (ta_segment_t *s = list ? arena->full_segments : arena->segments; s; s = s->next) {
@@ -94,6 +99,7 @@ static void census_visit(ta_arena_t *arena, bool owner, void *ctx) {
   }
   if (owner) count_arena_list(arena, c);
   ta_unlock(&arena->seg_lock);
+  if (claimed) ta_arena_collector_release(arena);
 }
 
 size_t ta_arena_census(ta_arena_t *arena, ta_arena_census_t *out, ta_seg_census_t *segs, size_t cap) {

@@ -36,6 +36,24 @@ unsigned ta_page_units_for(unsigned cls) {
   return k;
 }
 
+static bool bit_get(const uint64_t *bits, size_t i) { return (bits[i / 64] >> (i % 64)) & 1; }
+static void bit_set(uint64_t *bits, size_t i) { bits[i / 64] |= (uint64_t)1 << (i % 64); }
+
+/* OS page k of the span (purged_os of the descriptor of the unit that holds it). */
+static uint16_t *purged_word(ta_page_t *page, size_t k) {
+  return &page[k / (TA_UNIT_SIZE / TA_PAGE)].purged_os; /* descriptors are indexed by unit */
+}
+static bool purged_get(ta_page_t *page, size_t k) { return (*purged_word(page, k) >> (k % (TA_UNIT_SIZE / TA_PAGE))) & 1; }
+static void purged_set(ta_page_t *page, size_t k) {
+  *purged_word(page, k) |= (uint16_t)(1u << (k % (TA_UNIT_SIZE / TA_PAGE)));
+}
+_Static_assert(TA_UNIT_SIZE / TA_PAGE == 16, "purged_os holds a unit's OS pages");
+
+void ta_page_purged_clear(ta_page_t *page) {
+  for (unsigned u = 0; u < page->units; u++) page[u].purged_os = 0;
+  page->has_purged = 0;
+}
+
 void ta_page_init(ta_page_t *page, ta_arena_t *arena, unsigned cls, unsigned units) {
   ta_segment_t *seg = ta_seg_of(page);
   size_t bs = ta_class_size(cls);
@@ -61,6 +79,8 @@ void ta_page_init(ta_page_t *page, ta_arena_t *arena, unsigned cls, unsigned uni
   page->in_full = 0;
   page->retired_size = 0;
   page->next = page->prev = NULL;
+  page->idle_mark = 0;
+  page->has_purged = 0; /* a span that held these units before cleared their bits when it retired */
 }
 
 /* Carve the next stretch of never-used blocks onto the local list (which must be empty). Carving
@@ -84,16 +104,45 @@ bool ta_page_extend(ta_page_t *page) {
   return true;
 }
 
+/* The ghost head. A collector (arena.c) may release the OS page of the first block of a page's list
+ * (it cannot unlink that block: the owner may be pushing onto it). It names the block the ghost:
+ * walkers take the ghost's successor from ghost_next instead of from the block's link, which reads
+ * zero now, and the ghost counts as off the list. The owner makes the list real again
+ * (ta_page_unghost) before it pops from the page or parks it. */
+static ta_block_t *block_at(const ta_page_t *page, unsigned idx1) {
+  return idx1 ? (ta_block_t *)(page->start + (size_t)(idx1 - 1) * page->block_size) : NULL;
+}
+static unsigned index1_of(const ta_page_t *page, const ta_block_t *b) {
+  return b ? (unsigned)(((uintptr_t)b - page->start) / page->block_size) + 1 : 0;
+}
+static ta_block_t *ghost_of(const ta_page_t *page) { return page->in_full ? NULL : block_at(page, page->ghost); }
+
 /* The link stored in b, a block on one of page's lists, checked: a carved block of the page or NULL,
  * and no more than the page's blocks walked (a cycle). Aborts naming b otherwise. Every walk of a
  * page's list goes through this: a forged link is caught before it is followed or used as an index.
  * The list heads are trusted: the owner wrote them, or a remote free pushed a block that passed
- * ta_arena_page_checked. */
+ * ta_arena_page_checked. The ghost's link is ghost_next. */
 static ta_block_t *list_next(const ta_page_t *page, const ta_block_t *b, uint32_t *steps) {
-  ta_block_t *next = ta_link_decode(b->next_enc);
+  ta_block_t *next = b == ghost_of(page) ? block_at(page, page->ghost_next) : ta_link_decode(b->next_enc);
   if (ta_unlikely((next != NULL && !ta_page_has_block(page, next)) || ++*steps > page->capacity))
     ta_page_corrupt(b);
   return next;
+}
+
+void ta_page_unghost(ta_page_t *page) {
+  ta_block_t *ghost = ghost_of(page);
+  if (ghost == NULL) return;
+  ta_block_t *after = block_at(page, page->ghost_next);
+  if (page->free == ghost) {
+    page->free = after;
+  } else {
+    uint32_t steps = 0;
+    ta_block_t *b = page->free;
+    while (b != NULL && ta_link_decode(b->next_enc) != ghost) b = list_next(page, b, &steps);
+    if (ta_unlikely(b == NULL)) ta_page_corrupt(ghost);
+    b->next_enc = ta_link_encode(after);
+  }
+  page->ghost = page->ghost_next = 0;
 }
 
 /* Move the blocks other threads freed onto the front of the local list. */
@@ -123,6 +172,7 @@ bool ta_page_try_park(ta_page_t *page) {
                                                memory_order_acq_rel, memory_order_relaxed))
     return false;
   page->in_full = 1;
+  page->held_n = 0; /* the word was the idle mark */
   page->parked_live = page->used;
   page->used = 1;
   return true;
@@ -133,29 +183,48 @@ static void page_unpark(ta_page_t *page) {
   atomic_fetch_and_explicit(&page->xfree, ~TA_XFREE_FULL, memory_order_acq_rel);
   page->in_full = 0;
   page->used = page->parked_live - 1;
+  page->parked_live = 0; /* the word is the ghost's while not parked */
   ta_bin_push(page->arena, page);
 }
 
-#define TA_OS_PAGES_MAX (TA_SPAN_MAX_UNITS * TA_UNIT_SIZE / TA_PAGE)
 #define TA_BLOCKS_MAX (TA_UNIT_SIZE / 16)
 
-static bool bit_get(const uint64_t *bits, size_t i) { return (bits[i / 64] >> (i % 64)) & 1; }
-static void bit_set(uint64_t *bits, size_t i) { bits[i / 64] |= (uint64_t)1 << (i % 64); }
-
-/* Release the OS pages of a page that hold free blocks only. Their blocks leave the free list and
- * stay out of it until the whole page is empty and goes back to its segment: re-listing them would
- * mean writing links into the released memory, and telling them apart from a block freed twice. */
-static size_t page_purge_inside(ta_page_t *page) {
+/* Release the OS pages of a page that hold free blocks only. The blocks whose link (first word) lies
+ * in a released OS page leave the free list and stay out of it (purged_os says which pages) until
+ * ta_page_relist lists them again, when the page has nothing else to give: re-listing them at once
+ * would mean writing links into the released memory. A free block that only extends over a
+ * released OS page stays listed: nothing reads that part of it until it is handed out again.
+ *
+ * With `collector`, another thread does this for an owner that may be running (arena.c, the
+ * collector protocol). The page is not current, so the owner's fast paths may only push a block it
+ * frees onto the list: they write `free` and the pushed block's link (which names the old first
+ * block), and read no link. So the first block seen stays first; links behind it are rewritten,
+ * which nobody else reads or writes meanwhile; and if its OS pages hold only free blocks they are
+ * released all the same, the block becoming the ghost head (see ta_page_unghost). A block the owner
+ * pushes during the walk was live when the walk began, so the OS pages it overlaps are not released.
+ * The owner writes a block's link before it publishes the block as the head (a compiler barrier
+ * orders the two stores in ta_page_free_local; x86 keeps stores in order), so the head read here
+ * has its link in place. Not instrumented for ThreadSanitizer: these reads of the owner's words race
+ * with it by design. */
+__attribute__((no_sanitize("thread"))) static size_t page_purge_inside(ta_page_t *page, bool collector) {
+  if (!collector) ta_page_unghost(page);
   size_t bs = page->block_size;
-  if (page->free == NULL || page->capacity > TA_BLOCKS_MAX) return 0;
+  ta_block_t *head = __atomic_load_n(&page->free, __ATOMIC_RELAXED);
+  if (head == NULL || page->capacity > TA_BLOCKS_MAX) return 0;
+  ta_block_t *ghost = ghost_of(page);
+  /* The members of the list: from the head, the ghost (if any) skipped, wherever it is. */
+  ta_block_t *first_member = head == ghost ? block_at(page, page->ghost_next) : head;
   uint64_t free_bits[TA_BLOCKS_MAX / 64] = {0};
   uint32_t steps = 0;
   /* Every block on the list is a carved one (list_next), so its index is below capacity. */
-  for (ta_block_t *b = page->free; b != NULL; b = list_next(page, b, &steps))
-    bit_set(free_bits, ((uintptr_t)b - page->start) / bs);
-  uint64_t purge[TA_OS_PAGES_MAX / 64] = {0};
+  for (ta_block_t *b = first_member; b != NULL; b = list_next(page, b, &steps))
+    if (b != ghost) bit_set(free_bits, ((uintptr_t)b - page->start) / bs);
+  uint64_t purge[TA_SPAN_OS_PAGES / 64] = {0};
+  /* Only OS pages wholly carved, unless the span is: one that the carved part ends inside gets
+   * blocks written into it when the page is carved further, so ta_page_relist must never list
+   * blocks there. */
   size_t carved = atomic_load_explicit(&page->carved, memory_order_relaxed);
-  size_t npages = (carved + TA_PAGE - 1) / TA_PAGE;
+  size_t npages = page->capacity == page->reserved ? (carved + TA_PAGE - 1) / TA_PAGE : carved / TA_PAGE;
   bool any = false;
   for (size_t k = 0; k < npages; k++) {
     size_t lo = k * TA_PAGE, hi = (k + 1) * TA_PAGE < carved ? (k + 1) * TA_PAGE : carved;
@@ -167,28 +236,50 @@ static size_t page_purge_inside(ta_page_t *page) {
     }
   }
   if (!any) return 0;
-  /* Rebuild the list in its order, without the blocks that touch a released OS page. */
-  ta_block_t *head = NULL, **link_to = &head;
-  ta_block_t *b = page->free;
-  while (b != NULL) {
-    ta_block_t *next = ta_link_decode(b->next_enc);
-    size_t off = (uintptr_t)b - page->start;
-    bool keep = true;
-    for (size_t k = off / TA_PAGE; k <= (off + bs - 1) / TA_PAGE && keep; k++) keep = !bit_get(purge, k);
+  /* Relink the members in their order, without the blocks that touch a released OS page. A
+   * block's link is read before it is rewritten (when the next kept block is found). The head of
+   * a collector's walk stays first: kept, or made the ghost if its pages go. */
+  bool head_pinned = collector && head != ghost;
+  bool head_goes = false;
+  if (head_pinned) {
+    /* A head kept on the list keeps the OS page of its link. */
+    size_t k0 = ((uintptr_t)head - page->start) / TA_PAGE;
+    head_goes = bit_get(purge, k0);
+    if (!head_goes) {
+      purge[k0 / 64] &= ~((uint64_t)1 << (k0 % 64));
+      any = false;
+      for (size_t i = 0; i < TA_SPAN_OS_PAGES / 64; i++) any |= purge[i] != 0;
+      if (!any) return 0;
+    }
+  }
+  ta_block_t *first = NULL, *prev = head_pinned && !head_goes ? head : NULL;
+  steps = 0;
+  for (ta_block_t *b = head_pinned ? list_next(page, head, &steps) : first_member; b != NULL;) {
+    ta_block_t *next = list_next(page, b, &steps);
+    bool keep = b != ghost && !bit_get(purge, ((uintptr_t)b - page->start) / TA_PAGE);
     if (keep) {
-      *link_to = b;
-      link_to = (ta_block_t **)&b->next_enc;
+      if (prev)
+        prev->next_enc = ta_link_encode(b);
+      else
+        first = b;
+      prev = b;
     }
     b = next;
   }
-  *link_to = NULL;
-  /* Links were stored raw above; encode them now that the list is final. */
-  for (ta_block_t *c = head; c != NULL;) {
-    ta_block_t *next = (ta_block_t *)c->next_enc;
-    c->next_enc = ta_link_encode(next);
-    c = next;
+  if (prev) prev->next_enc = ta_link_encode(NULL);
+  if (!collector) {
+    page->free = first;
+  } else if (head == ghost || head_goes) {
+    /* The head stays in `free` (only the owner may change that word) but off the list. Any ghost
+     * further down was bypassed by the relinking above. */
+    page->ghost = (uint16_t)index1_of(page, head);
+    page->ghost_next = (uint16_t)index1_of(page, first);
+  } else {
+    page->ghost = page->ghost_next = 0; /* the relinking bypassed any ghost behind the head */
   }
-  page->free = head;
+  for (size_t k = 0; k < npages; k++)
+    if (bit_get(purge, k)) purged_set(page, k);
+  page->has_purged = 1;
   size_t released = 0;
   for (size_t k = 0; k < npages;) {
     if (!bit_get(purge, k)) {
@@ -201,6 +292,38 @@ static size_t page_purge_inside(ta_page_t *page) {
       released += (k - from) * TA_PAGE;
   }
   return released;
+}
+
+bool ta_page_relist(ta_page_t *page) {
+  if (!page->has_purged) return false;
+  ta_assert(ghost_of(page) == NULL);
+  size_t n = (size_t)page->units * (TA_UNIT_SIZE / TA_PAGE);
+  size_t bs = page->block_size, cap = page->capacity;
+  ta_block_t *list = page->free;
+  for (size_t k = 0; k < n; k++) {
+    if (!purged_get(page, k)) continue;
+    /* The blocks whose first byte (their link) lies in OS page k. */
+    for (size_t i = (k * TA_PAGE + bs - 1) / bs; i * bs < (k + 1) * TA_PAGE && i < cap; i++) {
+      ta_block_t *b = (ta_block_t *)(page->start + i * bs);
+      b->next_enc = ta_link_encode(list);
+      list = b;
+    }
+  }
+  ta_page_purged_clear(page);
+  page->free = list;
+  return list != NULL;
+}
+
+__attribute__((no_sanitize("thread"))) size_t ta_page_purge_idle(ta_page_t *page, bool all) {
+
+  ta_block_t *head = __atomic_load_n(&page->free, __ATOMIC_RELAXED);
+  uint32_t used = __atomic_load_n(&page->used, __ATOMIC_RELAXED);
+  /* A fingerprint: a page that looks idle but is not only has pages released that it faults in
+   * again; the protocol makes the purge safe either way. 0 is never a mark (a fresh page's). */
+  uint32_t mark = (uint32_t)(((uintptr_t)head ^ ((uintptr_t)head >> 32)) * 0x9e3779b1u + used) | 1;
+  bool idle = all || (head != NULL && mark == page->idle_mark);
+  page->idle_mark = mark;
+  return idle ? page_purge_inside(page, true) : 0;
 }
 
 /* The page goes back to its segment. `schedule`: the owner's free emptied it, so the arena notes
@@ -219,15 +342,32 @@ size_t ta_page_trim(ta_page_t *page, bool deep) {
     page_retire(page, false);
     return 0;
   }
-  return deep ? page_purge_inside(page) : 0;
+  return deep ? page_purge_inside(page, false) : 0;
 }
 
 /* The owner's free brought used to 0: the page was parked, or it is empty and not current. */
-void ta_page_free_slow(ta_page_t *page) {
-  ta_busy_enter();
+static void page_free_slow(ta_page_t *page) {
   if (page->in_full) page_unpark(page);
   if (page->used == 0) page_retire(page, true);
-  ta_busy_leave();
+}
+
+void ta_page_free_slow(ta_page_t *page) {
+  ta_arena_t *arena = page->arena;
+  ta_arena_slow_enter(arena);
+  page_free_slow(page);
+  ta_arena_slow_leave(arena);
+}
+
+void ta_page_free_owned(ta_page_t *page, ta_block_t *block) {
+  block->next_enc = ta_link_encode(page->free);
+  page->free = block;
+  if (--page->used == 0) page_free_slow(page);
+}
+
+void ta_page_retire_parked(ta_page_t *page, uint32_t now) {
+  page->in_full = 0;
+  page->used = 0;
+  ta_seg_span_free(page, now);
 }
 
 /* A thread that does not own the page may read no list but the head word it pushes onto (the owner
@@ -305,10 +445,12 @@ bool ta_page_block_is_free(ta_page_t *page, const void *block) {
 
 /* The block's first word looks like a free-list link: it is a double free if the block is free. */
 void ta_page_free_suspect(ta_page_t *page, ta_block_t *block) {
+  ta_arena_t *arena = page->arena;
+  ta_arena_slow_enter(arena);
   if (ta_page_block_is_free(page, block)) ta_fatal_ptr("free", "double free", block);
   /* Not on a list: user data that happened to look like a link. Free it for real. */
-  block->next_enc = 0;
-  ta_page_free_local(page, block);
+  ta_page_free_owned(page, block);
+  ta_arena_slow_leave(arena);
 }
 
 void ta_page_corrupt(const void *where) {

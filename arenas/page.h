@@ -17,6 +17,22 @@ bool ta_page_block_is_free(ta_page_t *page, const void *block);
 /* Owner only, on a page in a bin and not current: collect remote frees; retire the page if empty;
  * with `deep`, release the OS pages inside it that hold only free blocks. Returns bytes released. */
 size_t ta_page_trim(ta_page_t *page, bool deep);
+/* Owner, slow path (inside ta_arena_slow_enter): the owner's free of a block it checked, as the fast
+ * path would do it, and the slow path that may follow. */
+void ta_page_free_owned(ta_page_t *page, ta_block_t *block);
+/* Owner, slow path: the blocks ta_page_purge_idle or a deep trim took off the lists (their OS pages
+ * released) go back on the local list. False if there were none. */
+bool ta_page_relist(ta_page_t *page);
+/* Owner, slow path: a ghost head (page.c) made real, before the page is popped from or parked. */
+void ta_page_unghost(ta_page_t *page);
+/* The span's purged_os bits cleared, and has_purged. */
+void ta_page_purged_clear(ta_page_t *page);
+/* Collector or owner, slow path, on a page that is not current: release the OS pages that hold only
+ * free blocks, if the page is idle (its list head and count unchanged since the last call) or with
+ * `all`. Returns bytes released. */
+size_t ta_page_purge_idle(ta_page_t *page, bool all);
+/* Collector: a parked page whose blocks all came back (it holds them) goes back to its segment. */
+void ta_page_retire_parked(ta_page_t *page, uint32_t now);
 
 /* bins.c */
 void ta_bin_push(ta_arena_t *arena, ta_page_t *page);

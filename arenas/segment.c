@@ -10,6 +10,7 @@
 #include "arenas/segment.h"
 
 #include "arenas/arena.h"
+#include "arenas/page.h"
 #include "src/os.h"
 #include "arenas/trim.h"
 #include "src/config.h"
@@ -33,6 +34,33 @@ _Atomic size_t ta_segment_grows;    /* segments obtained from the OS so far */
 _Atomic bool ta_seg_sched_wanted;   /* see segment.h */
 static _Atomic size_t purged_bytes; /* bytes given back so far (ta_seg_trim, ta_seg_count_released) */
 static _Atomic size_t purge_calls;  /* release operations (madvise, munmap, brk) so far */
+/* Free units that may hold touched pages (dirty_units, over all arenas), in units: raised when a span
+ * goes back, lowered when a span takes dirty units or a pass releases them. Relaxed: it steers the
+ * retained cap, which needs no exact figure. */
+static _Atomic size_t dirty_units_all;
+static _Atomic size_t seg_peak;     /* most segments mapped at once */
+
+static void dirty_add(uint64_t units) {
+  if (units) atomic_fetch_add_explicit(&dirty_units_all, (size_t)__builtin_popcountll(units), memory_order_relaxed);
+}
+static void dirty_sub(uint64_t units) {
+  if (units) atomic_fetch_sub_explicit(&dirty_units_all, (size_t)__builtin_popcountll(units), memory_order_relaxed);
+}
+
+size_t ta_seg_dirty_bytes(void) {
+  return atomic_load_explicit(&dirty_units_all, memory_order_relaxed) * TA_UNIT_SIZE;
+}
+
+size_t ta_seg_retain_excess(void) {
+  size_t dirty = ta_seg_dirty_bytes();
+  size_t floor = atomic_load_explicit(&ta_config.retain_min, memory_order_relaxed);
+  if (dirty <= floor) return 0;
+  size_t peak = atomic_load_explicit(&seg_peak, memory_order_relaxed) * TA_SEGMENT_SIZE;
+  size_t pct = atomic_load_explicit(&ta_config.retain_percent, memory_order_relaxed);
+  size_t cap = peak / 100 * pct;
+  if (cap < floor) cap = floor;
+  return dirty > cap + cap / 4 ? dirty - cap : 0;
+}
 
 void ta_seg_fork(ta_fork_phase_t phase) {
   /* Nothing to take: the break is moved under a flag, not a lock. A child whose parent was halfway
@@ -200,7 +228,11 @@ static ta_segment_t *seg_new(ta_arena_t *arena) {
   seg->dirty_units = 0;
   seg->origin = origin;
   seg->mapped_units = TA_UNITS;
-  atomic_fetch_add_explicit(&seg_live, 1, memory_order_relaxed);
+  size_t live = atomic_fetch_add_explicit(&seg_live, 1, memory_order_relaxed) + 1;
+  size_t peak = atomic_load_explicit(&seg_peak, memory_order_relaxed);
+  while (live > peak && !atomic_compare_exchange_weak_explicit(&seg_peak, &peak, live, memory_order_relaxed,
+                                                                memory_order_relaxed)) {
+  }
   /* A second segment: memory worth purging on schedule. Reported, not acted on: the router polls it
    * (ta_seg_sched_wanted) and has the scheduler start its thread. */
   if (atomic_fetch_add_explicit(&ta_segment_grows, 1, memory_order_relaxed) >= 1)
@@ -286,6 +318,7 @@ static ta_page_t *span_take(ta_segment_t *seg, unsigned units) {
   unsigned head = (unsigned)__builtin_ctzll(starts);
   uint64_t bits = (((uint64_t)1 << units) - 1) << head;
   seg->free_units &= ~bits;
+  dirty_sub(seg->dirty_units & bits);
   seg->dirty_units &= ~bits;
   for (unsigned u = head; u < head + units; u++)
     seg->unit_span[u] = (uint16_t)(head * sizeof(ta_page_t));
@@ -328,6 +361,7 @@ void ta_seg_span_free(ta_page_t *page, uint32_t now) {
   uint64_t bits = (((uint64_t)1 << units) - 1) << head;
   /* The descriptor is the owner's: retired (nothing carved, so every pointer into the span is now
    * rejected) before the units are published as free under the lock. unit_span keeps naming it. */
+  if (page->has_purged) ta_page_purged_clear(page); /* while start and units still say where */
   page->retired_size = page->block_size;
   page->block_size = 0;
   page->capacity = 0;
@@ -335,6 +369,7 @@ void ta_seg_span_free(ta_page_t *page, uint32_t now) {
   page->free = NULL;
   ta_lock(&arena->seg_lock);
   seg->free_units |= bits;
+  dirty_add(bits & ~seg->dirty_units);
   seg->dirty_units |= bits;
   for (unsigned u = head; u < head + units; u++) seg->dirty_since[u] = now;
   seg_requeue(arena, seg);
@@ -381,8 +416,16 @@ static size_t purge_units(ta_segment_t *seg, uint64_t mask) {
 
 /* seg_lock held: decide what to do with one segment. */
 static bool plan_segment(ta_arena_t *arena, ta_segment_t *seg, uint32_t now, long decay, bool force,
-                         size_t top_pad, trim_job_t *job) {
+                         size_t top_pad, size_t *budget, trim_job_t *job) {
   uint64_t due = force ? seg->dirty_units : ta_trim_due(seg->dirty_units, seg->dirty_since, now, decay);
+  /* The retained cap: units not yet due go too, until the budget is spent (lowest units first: the
+   * span search takes those first, so the ones above stay for reuse if the budget runs out). */
+  size_t due_bytes = (size_t)__builtin_popcountll(due) * TA_UNIT_SIZE;
+  *budget = *budget > due_bytes ? *budget - due_bytes : 0;
+  for (uint64_t extra = seg->dirty_units & ~due; extra && *budget; extra &= extra - 1) {
+    due |= extra & -extra;
+    *budget = *budget > TA_UNIT_SIZE ? *budget - TA_UNIT_SIZE : 0;
+  }
   uint64_t all = ta_units_below(seg->mapped_units);
   bool empty = seg->free_units == all;
   bool all_due = (seg->dirty_units & ~due) == 0;
@@ -390,6 +433,7 @@ static bool plan_segment(ta_arena_t *arena, ta_segment_t *seg, uint32_t now, lon
   *job = (trim_job_t){.seg = seg};
   if (empty && all_due && (seg->origin == TA_SEG_MMAP || (brk_top && top_pad == 0))) {
     seg_unlink(arena, seg);
+    dirty_sub(seg->dirty_units); /* gone, or put back clean if the release fails */
     job->release = true;
     return true;
   }
@@ -405,6 +449,7 @@ static bool plan_segment(ta_arena_t *arena, ta_segment_t *seg, uint32_t now, lon
       job->cut_from = (uint8_t)keep;
       job->cut_to = seg->mapped_units;
       seg->free_units &= ~cut;
+      dirty_sub(seg->dirty_units & cut);
       seg->dirty_units &= ~cut;
       seg->mapped_units = (uint8_t)keep;
       due &= ~cut;
@@ -412,11 +457,12 @@ static bool plan_segment(ta_arena_t *arena, ta_segment_t *seg, uint32_t now, lon
   }
   job->purge = due;
   seg->free_units &= ~due;
+  dirty_sub(seg->dirty_units & due);
   seg->dirty_units &= ~due;
   return job->purge != 0 || job->cut_from != job->cut_to;
 }
 
-size_t ta_seg_trim(ta_arena_t *arena, uint32_t now, bool force, size_t top_pad) {
+size_t ta_seg_trim(ta_arena_t *arena, uint32_t now, bool force, size_t top_pad, size_t budget) {
   long decay = atomic_load_explicit(&ta_config.decay_ms, memory_order_relaxed);
   if (!force && decay < 0) return 0;
   /* Passes over one arena run one at a time: a job holds units (or a whole unlinked segment) out of
@@ -441,7 +487,7 @@ size_t ta_seg_trim(ta_arena_t *arena, uint32_t now, bool force, size_t top_pad) 
         more = true;
         break;
       }
-      if (plan_segment(arena, seg, now, decay, force, top_pad, &jobs[n])) n++;
+      if (plan_segment(arena, seg, now, decay, force, top_pad, &budget, &jobs[n])) n++;
       seg = prev;
     }
     ta_unlock(&arena->seg_lock);
@@ -485,6 +531,7 @@ size_t ta_seg_trim(ta_arena_t *arena, uint32_t now, bool force, size_t top_pad) 
         /* Someone else moved the break: the units stay mapped, and stay ours. */
         uint64_t cut = ta_units_below(j->cut_to) & ~ta_units_below(j->cut_from);
         j->seg->free_units |= cut;
+        dirty_add(cut & ~j->seg->dirty_units);
         j->seg->dirty_units |= cut;
         if (j->seg->mapped_units == j->cut_from) j->seg->mapped_units = j->cut_to;
         seg_requeue(arena, j->seg);

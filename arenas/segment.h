@@ -41,6 +41,7 @@
 #define TA_UNITS (TA_SEGMENT_SIZE / TA_UNIT_SIZE)
 #define TA_SPAN_MAX_UNITS 16 /* a span never exceeds 1 MiB: the largest class fits one block */
 #define TA_SEGMAP_SLOTS ((size_t)1 << (TA_ADDRESS_BITS - TA_SEGMENT_SHIFT))
+#define TA_SPAN_OS_PAGES (TA_SPAN_MAX_UNITS * TA_UNIT_SIZE / TA_PAGE) /* OS pages in the longest span */
 
 typedef struct ta_arena_s ta_arena_t;
 typedef struct ta_segment_s ta_segment_t;
@@ -74,6 +75,17 @@ struct ta_page_s {
   uint64_t inv;            /* block_size = odd * 2^shift, inv = odd^-1 mod 2^64 (ta_page_has_block) */
   uint64_t capacity;       /* owner: blocks carved so far (64-bit for ta_page_has_block) */
   uint8_t shift;           /* see inv */
+  /* Slow paths, under arena->busy (the owner's or a collector's): some OS pages of the span were
+   * released while they held only free blocks (purged_os says which); every block that overlaps one
+   * is on no list until ta_page_relist lists them again. */
+  uint8_t has_purged;
+  /* Indexed by unit, not by span: bit k of pages[u].purged_os is OS page k of unit u, released
+   * inside the live span that holds the unit. Cleared when that span retires. */
+  uint16_t purged_os;
+  union {
+    uint32_t idle_mark;    /* collector: fingerprint of (free, used) at its last pass */
+    uint32_t held_n;       /* collector, while parked: blocks of the page it holds */
+  };
   uint64_t recip;          /* ceil(2^44 / block_size), see ta_arena_page_checked */
   uint64_t recip_hi;       /* recip << 20, the bound the divisibility test compares with */
   /* Owner-written, read by any thread's free: a relaxed atomic (plain moves on x86). A block a
@@ -82,13 +94,27 @@ struct ta_page_s {
   ta_arena_t *arena;       /* owning arena: fixed while the page is live */
   _Atomic uintptr_t xfree; /* other threads: blocks they freed, or'ed with TA_XFREE_FULL */
   uint32_t reserved;       /* blocks the span holds */
-  uint32_t parked_live;    /* owner: live blocks while parked */
+  union {
+    uint32_t parked_live;  /* owner: live blocks while parked */
+    struct {               /* while not parked, under arena->busy (see page.c, the ghost head): */
+      uint16_t ghost;      /* 1 + index of a block whose link is not to be read, or 0 */
+      uint16_t ghost_next; /* 1 + index of the block that follows it on the list, or 0 for NULL */
+    };
+  };
   uint8_t cls;             /* size class */
   uint8_t units;           /* span length in units */
   uint8_t in_full;         /* owner: 1 while parked full (in no bin list) */
   uint32_t retired_size;   /* owner: block size before the span was retired, 0 while live */
-  ta_page_t *next;         /* owner: bin list */
-  ta_page_t *prev;         /* owner: bin list */
+  union {
+    struct {
+      ta_page_t *next;     /* owner: bin list */
+      ta_page_t *prev;     /* owner: bin list */
+    };
+    struct {               /* while parked (in no bin list), a collector's, under arena->busy: */
+      ta_page_t *held_next; /* the next parked page whose blocks it holds */
+      ta_block_t *held;    /* the blocks of this page it holds, linked */
+    };
+  };
 };
 
 /* While a page is an arena's current page for its class its used count carries this bias, so the
@@ -178,8 +204,17 @@ bool ta_seg_is_brk_top(const ta_segment_t *seg);
 /* The trim mechanism: release an arena's free units as the policy (arenas/trim.h) says (force:
  * every free unit now, and top_pad for the brk top). Any thread may call it; one pass at a time runs
  * over an arena (arena->trimming): a scheduled one skips a busy arena, a forced one waits for it.
- * Returns the bytes given back. */
-size_t ta_seg_trim(ta_arena_t *arena, uint32_t now, bool force, size_t top_pad);
+ * `budget`: release that many bytes of free units beyond those due (the retained cap), newest
+ * segments' first. Returns the bytes given back. */
+size_t ta_seg_trim(ta_arena_t *arena, uint32_t now, bool force, size_t top_pad, size_t budget);
+/* The cap on free-but-resident memory. Free units that may hold touched pages are counted over all
+ * arenas; the cap is the larger of TAMALLOC_RETAIN_MIN and TAMALLOC_RETAIN_PERCENT of the most
+ * memory the segments ever held. Returns the bytes to release now, beyond what decay has made due,
+ * to get back under the cap: 0 until the count passes the cap by a quarter (so a burst of frees
+ * and mallocs of the same memory around the cap does not purge each time). */
+size_t ta_seg_retain_excess(void);
+/* Free units that may hold touched pages, in bytes, over all arenas. */
+size_t ta_seg_dirty_bytes(void);
 /* Bytes and release operations given back so far; ta_seg_count_released adds bytes released inside
  * live pages (arenas/page.c). */
 void ta_seg_trim_totals(size_t *bytes, size_t *calls);

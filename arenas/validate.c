@@ -67,7 +67,13 @@ static uint32_t walk_list(walk_t *w, const ta_page_t *page, ta_block_t *head) {
   uint64_t carved = atomic_load_explicit(&page->carved, memory_order_relaxed);
   const void *holder = page; /* what holds the link being checked: the page, then each block */
   uint32_t n = 0;
-  for (ta_block_t *b = head; b != NULL; holder = b, b = ta_link_decode(b->next_enc)) {
+  /* A ghost head (arenas/page.c) is off the list: its successor is ghost_next, not its link. */
+  ta_block_t *ghost = page->in_full || page->ghost == 0
+                          ? NULL
+                          : (ta_block_t *)(page->start + (size_t)(page->ghost - 1) * page->block_size);
+  ta_block_t *after = page->ghost_next ? (ta_block_t *)(page->start + (size_t)(page->ghost_next - 1) * page->block_size) : NULL;
+  for (ta_block_t *b = head; b != NULL; holder = b, b = b == ghost ? after : ta_link_decode(b->next_enc)) {
+    if (b == ghost) continue;
     uintptr_t off = (uintptr_t)b - page->start;
     need(off < carved, "free-list link outside its page's carved blocks", holder);
     need(off % page->block_size == 0, "free-list link not at a block start", holder);
@@ -216,6 +222,8 @@ static void check_arena_xfree(walk_t *w) {
 
 void ta_validate_arena(ta_arena_t *arena) {
   walk_t w = {.arena = arena};
+  /* No collector may edit the lists meanwhile (arena.c); a tainted arena is not walked. */
+  if (!ta_arena_collector_claim(arena, true)) return;
   ta_arena_trim_claim(arena, true);
   ta_lock(&arena->seg_lock);
   size_t bound = ta_seg_count(NULL);
@@ -225,6 +233,7 @@ void ta_validate_arena(ta_arena_t *arena) {
   check_arena_xfree(&w);
   ta_unlock(&arena->seg_lock);
   ta_arena_trim_release(arena);
+  ta_arena_collector_release(arena);
 }
 
 static void validate_one(ta_arena_t *arena, void *ctx) {

@@ -60,6 +60,9 @@ enum ta_option {
   TA_OPT_DECAY_MS = 4,       /* ms: how long free pages stay committed; 0 now, <0 never */
   TA_OPT_ARENA_MAX = 5,      /* arenas at most; 0 = no cap; threads beyond the cap share one */
   TA_OPT_BACKGROUND_THREAD = 6, /* 1: a background thread purges on schedule; 0: slow paths only */
+  TA_OPT_RETAIN_MIN = 7,     /* bytes: free-but-resident memory always allowed to wait for the decay */
+  TA_OPT_RETAIN_PERCENT = 8, /* % of the peak heap: above this (and RETAIN_MIN) free memory goes back
+                                at once, not after the decay */
 };
 TA_API int ta_mallopt(int option, long value);
 TA_API long ta_getopt(int option);

@@ -17,6 +17,8 @@ ta_config_t ta_config = {
     .decay_ms = 1000,
     .arena_max = 0,
     .background_thread = 1,
+    .retain_min = (size_t)64 << 20,
+    .retain_percent = 12,
 };
 
 /* The knobs settable from the environment, in the order TAMALLOC_VERBOSE lists them. */
@@ -30,6 +32,8 @@ static const struct {
     {"TAMALLOC_DECAY_MS", TA_OPT_DECAY_MS},
     {"TAMALLOC_ARENA_MAX", TA_OPT_ARENA_MAX},
     {"TAMALLOC_BACKGROUND_THREAD", TA_OPT_BACKGROUND_THREAD},
+    {"TAMALLOC_RETAIN_MIN", TA_OPT_RETAIN_MIN},
+    {"TAMALLOC_RETAIN_PERCENT", TA_OPT_RETAIN_PERCENT},
 };
 
 bool ta_config_parse_size(const char *s, size_t *out) {
@@ -98,6 +102,14 @@ int ta_config_set(int option, long value) {
       if (value != 0 && value != 1) return 0;
       atomic_store_explicit(&ta_config.background_thread, (int)value, memory_order_relaxed);
       return 1;
+    case TA_OPT_RETAIN_MIN:
+      if (value < 0) return 0;
+      atomic_store_explicit(&ta_config.retain_min, (size_t)value, memory_order_relaxed);
+      return 1;
+    case TA_OPT_RETAIN_PERCENT:
+      if (value < 0 || value > 100) return 0;
+      atomic_store_explicit(&ta_config.retain_percent, (size_t)value, memory_order_relaxed);
+      return 1;
     default:
       return 0;
   }
@@ -123,6 +135,8 @@ long ta_config_get(int option) {
     case TA_OPT_DECAY_MS: return atomic_load(&ta_config.decay_ms);
     case TA_OPT_ARENA_MAX: return (long)atomic_load(&ta_config.arena_max);
     case TA_OPT_BACKGROUND_THREAD: return atomic_load(&ta_config.background_thread);
+    case TA_OPT_RETAIN_MIN: return (long)atomic_load(&ta_config.retain_min);
+    case TA_OPT_RETAIN_PERCENT: return (long)atomic_load(&ta_config.retain_percent);
     default: return -1;
   }
 }

@@ -22,6 +22,8 @@ typedef struct ta_config_s {
   _Atomic long decay_ms;         /* ms: free pages stay committed this long; 0 now, < 0 never */
   _Atomic size_t arena_max;      /* arenas at most, 0 = no cap */
   _Atomic int background_thread; /* 1: purge from a background thread too */
+  _Atomic size_t retain_min;     /* bytes: free memory that may always wait for the decay */
+  _Atomic size_t retain_percent; /* of the peak segment memory: the cap on free-but-resident memory */
   int stats_at_exit;             /* set once at start: TA_STATS_* report written at exit */
   _Atomic bool mmap_threshold_set; /* the user chose the threshold: it no longer adapts */
   _Atomic bool trim_threshold_set; /* the user chose the trim threshold: it no longer adapts */

@@ -292,7 +292,11 @@ int ta_owns(const void *p) {
   if (ta_segmap_has(p)) {
     ta_page_t *page = ta_arena_page_checked(p);
     if (page == NULL) return 0;
-    return page->arena != ta_tls_arena || !ta_page_block_is_free(page, p);
+    if (page->arena != ta_tls_arena) return 1;
+    ta_arena_slow_enter(page->arena); /* a collector may be editing the lists */
+    bool is_free = ta_page_block_is_free(page, p);
+    ta_arena_slow_leave(page->arena);
+    return !is_free;
   }
   return ta_large_owns(p);
 }

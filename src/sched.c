@@ -42,16 +42,25 @@ static void pooled_pages(ta_arena_t *arena, void *ctx) {
   ta_arena_collect(arena, false);
 }
 
+/* Pooled and shared arenas: the OS pages of their idle pages that hold only free blocks too. */
+static void pooled_idle(ta_arena_t *arena, void *ctx) {
+  ta_arena_collect_idle(arena, *(uint32_t *)ctx, true, false);
+}
+
 static void arena_pass(ta_arena_t *arena, void *ctx) {
   uint32_t now = *(uint32_t *)ctx;
-  ta_seg_trim(arena, now, false, atomic_load_explicit(&ta_config.top_pad, memory_order_relaxed));
+  /* Bound arenas: the collector stands in for an owner that is idle (arenas/arena.c). */
+  if (__atomic_load_n(&arena->state, __ATOMIC_RELAXED) == TA_ARENA_BOUND) ta_arena_collect_idle(arena, now, false, false);
+  ta_seg_trim(arena, now, false, atomic_load_explicit(&ta_config.top_pad, memory_order_relaxed), 0);
 }
 
 /* One scheduled pass over every arena: pooled arenas' empty pages first go back to their segments. */
 void ta_sched_pass(void) {
+  uint32_t now = ta_trim_clock();
   ta_arena_foreach_pooled(pooled_pages, NULL);
   ta_arena_with_shared(pooled_pages, NULL);
-  uint32_t now = ta_trim_clock();
+  ta_arena_foreach_pooled(pooled_idle, &now);
+  ta_arena_with_shared(pooled_idle, &now);
   ta_arena_foreach(arena_pass, &now);
   ta_seg_count_released(ta_large_cache_trim(now, atomic_load_explicit(&ta_config.decay_ms, memory_order_relaxed), false));
 }
@@ -96,13 +105,19 @@ static void arena_force(ta_arena_t *arena, void *ctx) {
   size_t *acc = ctx;
   for (;;) {
     size_t segments = ta_seg_count(NULL);
-    size_t got = ta_seg_trim(arena, 0, true, acc[0]);
+    size_t got = ta_seg_trim(arena, 0, true, acc[0], 0);
     acc[1] += got;
     if (got == 0 || ta_seg_count(NULL) >= segments) break;
   }
 }
 
 static void pooled_deep(ta_arena_t *arena, void *ctx) { *(size_t *)ctx += ta_arena_collect(arena, true); }
+
+/* Arenas other threads own: the collector, waiting for an owner's slow path to end. */
+static void bound_deep(ta_arena_t *arena, void *ctx) {
+  if (arena != ta_tls_arena && __atomic_load_n(&arena->state, __ATOMIC_RELAXED) == TA_ARENA_BOUND)
+    *(size_t *)ctx += ta_arena_collect_idle(arena, ta_trim_clock(), true, true);
+}
 
 int ta_sched_trim_now(size_t pad) {
   ta_busy_enter(); /* it edits this thread's bins (common.h) */
@@ -111,6 +126,7 @@ int ta_sched_trim_now(size_t pad) {
   if (own != &ta_arena_empty) acc[1] += ta_arena_collect(own, true);
   ta_arena_foreach_pooled(pooled_deep, &acc[1]);
   ta_arena_with_shared(pooled_deep, &acc[1]);
+  ta_arena_foreach(bound_deep, &acc[1]);
   ta_arena_foreach(arena_force, acc);
   size_t large = ta_large_cache_trim(0, 0, true);
   ta_seg_count_released(large);
