@@ -61,6 +61,28 @@ typedef struct {
 
 static reg_shard_t reg[TA_REG_SHARDS] = {[0 ... TA_REG_SHARDS - 1] = {.lock = TA_LOCK_INIT}};
 
+/* Every shard's first table (TA_REG_MIN_CAP slots each, shard i's at i * TA_REG_MIN_CAP), one
+ * mapping made before the first block is entered and never unmapped: a shard adopts its slice
+ * without allocating, so entering a block that realloc moved into a shard never used before cannot
+ * fail for memory. Written once (CAS, acq_rel) from NULL; read with acquire. */
+static _Atomic(uintptr_t *) reg_first;
+#define REG_FIRST_BYTES (TA_REG_SHARDS * TA_REG_MIN_CAP * sizeof(uintptr_t))
+
+static bool reg_first_ready(void) {
+  if (ta_likely(atomic_load_explicit(&reg_first, memory_order_acquire) != NULL)) return true;
+  uintptr_t *mine = ta_os_map(REG_FIRST_BYTES);
+  if (mine == NULL) return false;
+  uintptr_t *expect = NULL;
+  if (!atomic_compare_exchange_strong_explicit(&reg_first, &expect, mine, memory_order_acq_rel, memory_order_acquire))
+    ta_os_unmap(mine, REG_FIRST_BYTES); /* another thread's won */
+  return true;
+}
+
+static bool is_first_table(const uintptr_t *t) {
+  uintptr_t *f = atomic_load_explicit(&reg_first, memory_order_acquire);
+  return f != NULL && t >= f && t < f + TA_REG_SHARDS * TA_REG_MIN_CAP;
+}
+
 static uint64_t addr_hash(uintptr_t key) { return (uint64_t)(key >> 4) * 0x9e3779b97f4a7c15ull; }
 /* The top bits pick the shard, lower ones the slot, so the two choices are independent. */
 static reg_shard_t *shard_of(const void *p) { return &reg[addr_hash((uintptr_t)p) >> 58]; }
@@ -85,9 +107,10 @@ typedef struct {
   size_t cap;
 } old_table_t;
 
-/* Unmaps a table reg_reserve replaced; with no lock held, so that no lock is held across munmap. */
+/* Unmaps a table reg_reserve replaced; with no lock held, so that no lock is held across munmap. A
+ * first table stays (it is a slice of reg_first). */
 static void old_table_free(old_table_t *old) {
-  if (old->table) ta_os_unmap(old->table, old->cap * sizeof(uintptr_t));
+  if (old->table && !is_first_table(old->table)) ta_os_unmap(old->table, old->cap * sizeof(uintptr_t));
   old->table = NULL;
 }
 
@@ -96,7 +119,15 @@ static void old_table_free(old_table_t *old) {
  * it drops the lock. */
 static bool reg_reserve(reg_shard_t *s, old_table_t *dead) {
   if (s->cap != 0 && (s->live + s->tombs + 1) * 2 <= s->cap) return true;
-  size_t ncap = s->cap ? s->cap * 2 : TA_REG_MIN_CAP;
+  if (s->cap == 0) {
+    /* reg_first exists: a block was entered before anything could be resized or freed. */
+    uintptr_t *f = atomic_load_explicit(&reg_first, memory_order_acquire);
+    if (f == NULL) return false;
+    s->table = f + (size_t)(s - reg) * TA_REG_MIN_CAP;
+    s->cap = TA_REG_MIN_CAP;
+    return true;
+  }
+  size_t ncap = s->cap * 2;
   uintptr_t *nt = ta_os_map(ncap * sizeof(uintptr_t));
   if (nt == NULL) return false;
   /* Fill the new table before it replaces the old one, so that at every moment `table` holds every
@@ -316,6 +347,13 @@ static void cache_put(char *base, size_t size) {
 static void reg_fork_rebuild(reg_shard_t *s) {
   uintptr_t *old = s->table;
   size_t ocap = s->cap;
+  uintptr_t first_copy[TA_REG_MIN_CAP];
+  if (old != NULL && is_first_table(old)) {
+    /* The rebuilt shard adopts the same slice again: read the entries from a copy. */
+    memcpy(first_copy, old, sizeof first_copy);
+    memset(old, 0, sizeof first_copy);
+    old = first_copy;
+  }
   s->table = NULL;
   s->cap = s->live = s->tombs = s->bytes = 0;
   s->ring_next = 0;
@@ -342,7 +380,7 @@ static void reg_fork_rebuild(reg_shard_t *s) {
       if (hdr_ok((void *)v)) s->bytes += hdr_of((void *)v)->map_size;
     }
   }
-  if (old) ta_os_unmap(old, ocap * sizeof(uintptr_t));
+  if (old && old != first_copy) ta_os_unmap(old, ocap * sizeof(uintptr_t));
 }
 
 void ta_large_fork(ta_fork_phase_t phase) {
@@ -380,6 +418,7 @@ void ta_large_fork(ta_fork_phase_t phase) {
 /* Enters p, a block of map_size mapped bytes, in the registry; false (nothing entered) if a table
  * could not grow. */
 static bool reg_enter(void *p, size_t map_size) {
+  if (!reg_first_ready()) return false;
   reg_shard_t *s = shard_of(p);
   old_table_t dead = {0};
   ta_lock(&s->lock);
@@ -565,8 +604,9 @@ void *ta_large_resize(void *p, size_t size, bool *live) {
   old_table_t dead = {0};
   ta_lock(&t->lock);
   if (!reg_reserve(t, &dead)) {
-    /* No memory for a larger table: enter it anyway while an empty slot is left besides (the half
-     * load is for speed; probing needs one empty slot), else make room by dropping a tombstone. */
+    /* No memory for a larger table (t has one: a first table needs none): enter it anyway while an
+     * empty slot is left besides (the half load is for speed; probing needs one empty slot), else
+     * make room by dropping a tombstone. */
     while (t->live + t->tombs + 2 > t->cap && t->tombs > 0) {
       size_t j = 0;
       while ((t->table[j] & REG_FREED) == 0) j++;

@@ -158,6 +158,37 @@ static void doubling(const char *how) {
   ta_free(p);
 }
 
+/* mmap failing (injected) while mapped blocks grow by mremap, which may move them into registry
+ * shards that never held a block: entering them there must not need memory (every shard's first
+ * table exists with the first block), so every realloc succeeds, contents kept. */
+static void remap_without_mmap(void) {
+  set_threshold(128 * KIB);
+  enum { N = 8 };
+  unsigned char *p[N];
+  size_t n[N];
+  for (int i = 0; i < N; i++) {
+    n[i] = 256 * KIB;
+    p[i] = ta_malloc(n[i]);
+    CHECK(p[i] != NULL);
+    pat_fill(p[i], 900u + (uint32_t)i, 0, n[i]);
+  }
+  ta_os_inject_failure(TA_OS_MMAP, 1L << 40);
+  for (int round = 0; round < 6; round++) {
+    for (int i = 0; i < N; i++) {
+      size_t m = n[i] * 2 - 4096 * (size_t)(i + 1);
+      unsigned char *q = ta_realloc(p[i], m);
+      CHECK_MSG(q != NULL, "realloc %zu -> %zu by mremap failed with mmap failing", n[i], m);
+      CHECK(pat_check(q, 900u + (uint32_t)i, 0, n[i]) == n[i]);
+      pat_fill(q, 900u + (uint32_t)i, n[i], m);
+      p[i] = q;
+      n[i] = m;
+      steps++;
+    }
+  }
+  ta_os_inject_failure(TA_OS_MMAP, 0);
+  for (int i = 0; i < N; i++) ta_free(p[i]);
+}
+
 int main(int argc, char **argv) {
   const char *mode = argc > 1 ? argv[1] : "paths";
   if (strcmp(mode, "paths") == 0) {
@@ -182,6 +213,8 @@ int main(int argc, char **argv) {
     doubling("threshold fixed at 32 MiB");
     set_threshold(128 * KIB);
     doubling("threshold fixed at 128 KiB");
+  } else if (strcmp(mode, "oom") == 0) {
+    remap_without_mmap();
   } else {
     fprintf(stderr, "unknown mode %s\n", mode);
     return 2;
