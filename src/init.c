@@ -13,9 +13,13 @@
  *                                     most one, except the fork handler, which takes them all in
  *                                     the order of the list of all arenas; its holders make no
  *                                     system call and take no other lock
- *   5. large_lock  (src/large.c)      the registry of large blocks and the retained mappings;
- *                                     taken with no other tamalloc lock held; munmap never runs
- *                                     under it (the registry's own mmap does)
+ *   5. reg[0..63].lock (src/large.c)  the large-block registry, one lock per shard of it, then
+ *   6. cache[0..7].lock (src/large.c) the retained mappings, one lock per shard: a thread holds at
+ *                                     most one of these 72 and no other tamalloc lock with it,
+ *                                     except the fork handler, which takes them all in this order
+ *                                     (registry shards by index, then cache shards by index);
+ *                                     munmap and mremap never run under them (a registry
+ *                                     table's own mmap does)
  * Two exclusions are flags, not locks, so that no lock is held across brk, munmap or madvise, no
  * thread waits for one while it holds a lock, and fork never waits for either: the brk mover
  * (brk_busy, arenas/segment.c: one thread moves the program break at a time) and the trim pass

@@ -1,17 +1,32 @@
 /* Large blocks: each its own mapping, with a 16-byte header before the pointer (ta_large_hdr_t).
  *
- * free() must never read memory it does not own, and a foreign pointer may sit at the start of an
- * unmapped page, so the header alone cannot tell a large block: every live large block is also in
- * the registry, an open-addressing hash set of block addresses behind large_lock. Large blocks cost
- * an mmap and page faults anyway; a locked hash probe is noise beside them. A small ring of recently
- * freed addresses lets a second free of the same block be named a double free.
+ * The registry. free() must never read memory it does not own, and a foreign pointer may sit at the
+ * start of an unmapped page, so the header alone cannot tell a large block: every live large block
+ * is also in the registry. It is TA_REG_SHARDS independent open-addressing hash sets of block
+ * addresses, the shard chosen by a hash of the address, each behind its own lock, so threads that
+ * allocate and free large blocks meet on a lock only when their addresses hash to the same shard
+ * (one time in 64), never on a process-wide one. A slot holds 0 (empty), a live block's address, or
+ * a tombstone: the address of a freed block with REG_FREED set. A tombstone stays until its address
+ * becomes a block again (the insertion overwrites it) or until its shard's ring of the last
+ * TA_TOMBS_PER_SHARD tombstones pushes it out, so a second free of any freed block, by any thread,
+ * is named a double free while the shard remembers it: per shard, tombstones <= TA_TOMBS_PER_SHARD,
+ * and the table stays at most half full of live entries and tombstones (bounded memory).
  *
  * Retained mappings. A block at or above the mmap threshold is unmapped when freed. Once the adaptive
  * threshold (src/config.c) has risen past the largest size class, requests between the two are "heap"
  * requests that the bins cannot hold: their mappings are kept when freed, up to TA_CACHE_SLOTS of them
  * and TA_CACHE_MAX_BYTES in all, and reused by the next request of about the same size, so a loop of
- * multi-megabyte buffers stops paying a fault per page. The trimmer unmaps them after the decay time
- * like any other free memory. They are not in the registry: a retained mapping is no block. */
+ * multi-megabyte buffers stops paying a fault per page. The cache is TA_CACHE_SHARDS shards, one lock
+ * each; a thread frees into and takes from its own shard (threads are dealt shards round robin), and
+ * takes from another shard only when its own is empty. The global limits are one atomic word
+ * (cache_held) that a free reserves in before it inserts. The trimmer unmaps retained mappings after
+ * the decay time like any other free memory. They are not in the registry: a retained mapping is no
+ * block.
+ *
+ * Locks (the process-wide order is in src/init.c): a thread holds at most one of this file's locks
+ * at a time, registry shard or cache shard, and no other tamalloc lock with it; only the fork
+ * handler holds them all, taken in the order registry shards 0..63, then cache shards 0..7. No
+ * munmap or mremap runs under any of them; a registry table's own mmap does. */
 #include "src/large.h"
 
 #include <stdatomic.h>
@@ -21,63 +36,163 @@
 #include "src/os.h"
 #include "src/secret.h"
 
-static ta_lock_t large_lock = TA_LOCK_INIT;
-static uintptr_t *reg;          /* large_lock: table of block addresses, 0 = empty slot */
-static size_t reg_cap;          /* large_lock: slots, a power of two (0 before first use) */
-static size_t reg_count;        /* large_lock: live blocks */
-static size_t reg_bytes;        /* large_lock: bytes mapped for them */
-#define TA_FREED_RING 64
-static uintptr_t freed_ring[TA_FREED_RING]; /* large_lock: recently freed block addresses */
-static unsigned freed_next;                 /* large_lock: next ring slot to overwrite */
+/* ---- the registry ---- */
 
-#define TA_CACHE_SLOTS 16
-#define TA_CACHE_MAX_BYTES ((size_t)128 << 20)
+#define TA_REG_SHARDS 64         /* a power of two */
+#define TA_REG_MIN_CAP 512       /* slots of a shard's first table: one page */
+#define TA_TOMBS_PER_SHARD 256   /* freed addresses a shard remembers */
+#define REG_FREED ((uintptr_t)1) /* tombstone bit: block addresses are 16-aligned */
+
+/* One shard. Invariants, under lock: live + tombs = the nonzero slots of table; (live + tombs) * 2
+ * <= cap after every insertion but resize's (which may exceed it by the moves in flight, never fill
+ * the table); every tombstone's address is in ring (so tombs <= TA_TOMBS_PER_SHARD); bytes = the
+ * sum of the live blocks' map_size. */
 typedef struct {
-  char *base;     /* the mapping */
-  size_t size;    /* its length */
-  uint32_t since; /* trim clock when it was retained */
-} cache_entry_t;
-static cache_entry_t cache[TA_CACHE_SLOTS]; /* large_lock: retained mappings, cache_n of them */
-static unsigned cache_n;                    /* large_lock */
-static size_t cache_bytes;                  /* large_lock: their total length */
+  ta_lock_t lock;                     /* guards every field below */
+  uintptr_t *table;                   /* cap slots: 0, a live address, or address | REG_FREED */
+  size_t cap;                         /* slots, a power of two (0 before first use) */
+  size_t live;                        /* live blocks */
+  size_t tombs;                       /* tombstones */
+  size_t bytes;                       /* bytes mapped for the live blocks */
+  unsigned ring_next;                 /* ring slot the next tombstone takes (its oldest) */
+  uintptr_t ring[TA_TOMBS_PER_SHARD]; /* addresses tombstoned, newest behind ring_next; 0 unused.
+                                         An entry whose slot became live again is stale: skipped */
+} __attribute__((aligned(64))) reg_shard_t;
 
-typedef struct {
-  uintptr_t *table; /* a table reg_reserve replaced, to unmap once large_lock is dropped */
-  size_t cap;
-} old_table_t;
-static bool reg_reserve(old_table_t *old);
-static void old_table_free(old_table_t *old);
-static size_t reg_find(uintptr_t key);
+static reg_shard_t reg[TA_REG_SHARDS] = {[0 ... TA_REG_SHARDS - 1] = {.lock = TA_LOCK_INIT}};
 
-/* A child whose parent may have been halfway through an edit of the registry (a removal shifts
- * entries back, so one may be missing from its probe chain for a moment, or present twice) rebuilds
- * it by inserting every entry anew into a fresh table, and forgets the retained mappings (their
- * bookkeeping may be torn; their address space is lost to the child, no block is). */
-static void large_fork_rebuild(void) {
-  cache_n = 0;
-  cache_bytes = 0;
-  uintptr_t *old = reg;
-  size_t ocap = reg_cap;
-  reg = NULL;
-  reg_cap = reg_count = 0;
-  for (size_t i = 0; i < ocap; i++) {
-    if (old[i] == 0) continue;
-    old_table_t dead = {0};
-    bool ok = reg_reserve(&dead);
-    old_table_free(&dead);
-    if (!ok) break; /* no memory: the blocks not re-entered become unknown */
-    size_t j = reg_find(old[i]);
-    if (reg[j] == 0) {
-      reg[j] = old[i];
-      reg_count++;
-    }
-  }
-  if (old) ta_os_unmap(old, ocap * sizeof(uintptr_t));
+/* Every shard's first table (TA_REG_MIN_CAP slots each, shard i's at i * TA_REG_MIN_CAP), one
+ * mapping made before the first block is entered and never unmapped: a shard adopts its slice
+ * without allocating, so entering a block that realloc moved into a shard never used before cannot
+ * fail for memory. Written once (CAS, acq_rel) from NULL; read with acquire. */
+static _Atomic(uintptr_t *) reg_first;
+#define REG_FIRST_BYTES (TA_REG_SHARDS * TA_REG_MIN_CAP * sizeof(uintptr_t))
+
+static bool reg_first_ready(void) {
+  if (ta_likely(atomic_load_explicit(&reg_first, memory_order_acquire) != NULL)) return true;
+  uintptr_t *mine = ta_os_map(REG_FIRST_BYTES);
+  if (mine == NULL) return false;
+  uintptr_t *expect = NULL;
+  if (!atomic_compare_exchange_strong_explicit(&reg_first, &expect, mine, memory_order_acq_rel, memory_order_acquire))
+    ta_os_unmap(mine, REG_FIRST_BYTES); /* another thread's won */
+  return true;
 }
 
-void ta_large_fork(ta_fork_phase_t phase) {
-  static bool taken; /* fork_lock (src/init.c) */
-  if (!ta_fork_one(&large_lock, &taken, phase) && phase >= TA_FORK_CHILD) large_fork_rebuild();
+static bool is_first_table(const uintptr_t *t) {
+  uintptr_t *f = atomic_load_explicit(&reg_first, memory_order_acquire);
+  return f != NULL && t >= f && t < f + TA_REG_SHARDS * TA_REG_MIN_CAP;
+}
+
+static uint64_t addr_hash(uintptr_t key) { return (uint64_t)(key >> 4) * 0x9e3779b97f4a7c15ull; }
+/* The top bits pick the shard, lower ones the slot, so the two choices are independent. */
+static reg_shard_t *shard_of(const void *p) { return &reg[addr_hash((uintptr_t)p) >> 58]; }
+_Static_assert(TA_REG_SHARDS == 64, "shard_of takes the hash's top 6 bits");
+static size_t slot_of(uintptr_t key, size_t cap) { return (size_t)(addr_hash(key) >> 20) & (cap - 1); }
+
+/* s->lock held, s->cap != 0. Index of key's slot (live or tombstone), or of the empty slot where it
+ * would go. */
+static size_t reg_find(const reg_shard_t *s, uintptr_t key) {
+  size_t i = slot_of(key, s->cap);
+  while (s->table[i] != 0 && (s->table[i] & ~REG_FREED) != key) i = (i + 1) & (s->cap - 1);
+  return i;
+}
+
+/* s->lock held. The slot value for p: 0 if the shard never saw it. */
+static uintptr_t reg_get(const reg_shard_t *s, const void *p) {
+  return s->cap ? s->table[reg_find(s, (uintptr_t)p)] : 0;
+}
+
+typedef struct {
+  uintptr_t *table; /* a table reg_reserve replaced, to unmap once the shard's lock is dropped */
+  size_t cap;
+} old_table_t;
+
+/* Unmaps a table reg_reserve replaced; with no lock held, so that no lock is held across munmap. A
+ * first table stays (it is a slice of reg_first). */
+static void old_table_free(old_table_t *old) {
+  if (old->table && !is_first_table(old->table)) ta_os_unmap(old->table, old->cap * sizeof(uintptr_t));
+  old->table = NULL;
+}
+
+/* s->lock held. Makes room for one more entry, doubling the table when it would pass half full;
+ * false if that needed memory we lack. The old table is left in *dead for the caller to free after
+ * it drops the lock. */
+static bool reg_reserve(reg_shard_t *s, old_table_t *dead) {
+  if (s->cap != 0 && (s->live + s->tombs + 1) * 2 <= s->cap) return true;
+  if (s->cap == 0) {
+    /* reg_first exists: a block was entered before anything could be resized or freed. */
+    uintptr_t *f = atomic_load_explicit(&reg_first, memory_order_acquire);
+    if (f == NULL) return false;
+    s->table = f + (size_t)(s - reg) * TA_REG_MIN_CAP;
+    s->cap = TA_REG_MIN_CAP;
+    return true;
+  }
+  size_t ncap = s->cap * 2;
+  uintptr_t *nt = ta_os_map(ncap * sizeof(uintptr_t));
+  if (nt == NULL) return false;
+  /* Fill the new table before it replaces the old one, so that at every moment `table` holds every
+   * entry (a fork child may have to rebuild from it, see reg_fork_rebuild). */
+  for (size_t i = 0; i < s->cap; i++) {
+    if (s->table[i] == 0) continue;
+    size_t j = slot_of(s->table[i] & ~REG_FREED, ncap);
+    while (nt[j] != 0) j = (j + 1) & (ncap - 1);
+    nt[j] = s->table[i];
+  }
+  atomic_signal_fence(memory_order_seq_cst);
+  *dead = (old_table_t){.table = s->table, .cap = s->cap};
+  s->table = nt;
+  s->cap = ncap;
+  return true;
+}
+
+/* s->lock held. Linear probing removal by shifting later entries back. */
+static void reg_remove_at(reg_shard_t *s, size_t i) {
+  size_t j = i, mask = s->cap - 1;
+  for (;;) {
+    s->table[i] = 0;
+    for (;;) {
+      j = (j + 1) & mask;
+      if (s->table[j] == 0) return;
+      size_t home = slot_of(s->table[j] & ~REG_FREED, s->cap);
+      /* Move table[j] into the hole at i unless its home lies cyclically in (i, j]. */
+      bool stays = i <= j ? (i < home && home <= j) : (i < home || home <= j);
+      if (!stays) break;
+    }
+    s->table[i] = s->table[j];
+    i = j;
+  }
+}
+
+/* s->lock held, room reserved (or, for resize, at least one empty slot left besides). p becomes
+ * live, over its tombstone if it has one. */
+static void reg_insert(reg_shard_t *s, uintptr_t p, size_t map_size) {
+  size_t i = reg_find(s, p);
+  ta_assert(s->table[i] != p); /* a live block's address cannot be mapped again */
+  if (s->table[i] == (p | REG_FREED))
+    s->tombs--;
+  s->table[i] = p;
+  s->live++;
+  s->bytes += map_size;
+}
+
+/* s->lock held. The live block in slot i becomes a tombstone; the ring remembers it, forgetting
+ * the oldest tombstone if the ring is full (a stale entry, whose address is live again or already
+ * gone, costs nothing to drop). */
+static void reg_bury(reg_shard_t *s, size_t i, size_t map_size) {
+  uintptr_t p = s->table[i];
+  s->table[i] = p | REG_FREED;
+  s->live--;
+  s->tombs++;
+  s->bytes -= map_size;
+  uintptr_t old = s->ring[s->ring_next];
+  s->ring[s->ring_next] = p;
+  s->ring_next = (s->ring_next + 1) % TA_TOMBS_PER_SHARD;
+  if (old == 0) return;
+  size_t j = reg_find(s, old);
+  if (s->table[j] == (old | REG_FREED)) {
+    reg_remove_at(s, j);
+    s->tombs--;
+  }
 }
 
 /* The tag covers every field free trusts: the address, and the size and offset it unmaps by. One
@@ -96,102 +211,222 @@ static void hdr_seal(ta_large_hdr_t *h, const void *p) {
   h->tag = large_tag(p, h->map_size, h->map_offset);
 }
 
-/* p is in the registry: its header must still be the one we wrote, before its size is trusted. */
-static const ta_large_hdr_t *hdr_checked(const char *func, const void *p) {
+static bool hdr_ok(const void *p) {
   const ta_large_hdr_t *h = hdr_of(p);
-  if (ta_unlikely(h->tag != large_tag(p, h->map_size, h->map_offset)))
-    ta_fatal_ptr(func, "corrupted large block header at", p);
-  return h;
+  return h->tag == large_tag(p, h->map_size, h->map_offset);
 }
 
-static size_t slot_of(uintptr_t key, size_t cap) {
-  return (size_t)((key >> 4) * 0x9e3779b97f4a7c15ull >> 20) & (cap - 1);
+/* p is live in the registry and its shard's lock held (so no other thread can unmap it): its header
+ * must still be the one we wrote, before its size is trusted. */
+static ta_large_view_t hdr_checked(const char *func, const void *p) {
+  if (ta_unlikely(!hdr_ok(p))) ta_fatal_ptr(func, "corrupted large block header at", p);
+  const ta_large_hdr_t *h = hdr_of(p);
+  return (ta_large_view_t){.map_size = h->map_size, .map_offset = h->map_offset};
 }
 
-/* large_lock held. Index of key's slot, or of the empty slot where it would go. */
-static size_t reg_find(uintptr_t key) {
-  size_t i = slot_of(key, reg_cap);
-  while (reg[i] != 0 && reg[i] != key) i = (i + 1) & (reg_cap - 1);
-  return i;
+/* ---- the retained-mapping cache ---- */
+
+#define TA_CACHE_SLOTS 16
+#define TA_CACHE_MAX_BYTES ((size_t)128 << 20)
+#define TA_CACHE_SHARDS 8
+
+typedef struct {
+  char *base;     /* the mapping */
+  size_t size;    /* its length */
+  uint32_t since; /* trim clock when it was retained */
+} cache_entry_t;
+
+/* One shard: n entries, each also counted in cache_held. A shard has room for all TA_CACHE_SLOTS,
+ * so an insertion that reserved in cache_held always finds a slot. */
+typedef struct {
+  ta_lock_t lock;                     /* guards n and e */
+  unsigned n;                         /* entries in e */
+  _Atomic unsigned avail;             /* n, stored under lock, read without it as a hint only */
+  cache_entry_t e[TA_CACHE_SLOTS];    /* the retained mappings */
+} __attribute__((aligned(64))) cache_shard_t;
+
+static cache_shard_t cache[TA_CACHE_SHARDS] = {[0 ... TA_CACHE_SHARDS - 1] = {.lock = TA_LOCK_INIT}};
+
+/* Entries retained (or reserved by a free about to insert one) in all shards, and their pages:
+ * count << CACHE_COUNT_SHIFT | pages. Relaxed: it only enforces the limits; the entries themselves
+ * are published under the shard locks. */
+#define CACHE_COUNT_SHIFT 48
+#define CACHE_PAGES_MASK (((uint64_t)1 << CACHE_COUNT_SHIFT) - 1)
+static _Atomic uint64_t cache_held;
+static _Atomic unsigned cache_deal;            /* next shard to deal a thread */
+static __thread unsigned tls_cache_shard;      /* this thread's shard + 1; 0 before it has one */
+
+static cache_shard_t *cache_own(void) {
+  if (ta_unlikely(tls_cache_shard == 0))
+    tls_cache_shard = atomic_fetch_add_explicit(&cache_deal, 1, memory_order_relaxed) % TA_CACHE_SHARDS + 1;
+  return &cache[tls_cache_shard - 1];
 }
 
-/* Unmaps a table reg_reserve replaced; with large_lock not held, so that no lock is held across
- * munmap. */
-static void old_table_free(old_table_t *old) {
-  if (old->table) ta_os_unmap(old->table, old->cap * sizeof(uintptr_t));
-  old->table = NULL;
-}
+static uint64_t cache_units(size_t size) { return ((uint64_t)1 << CACHE_COUNT_SHIFT) | size / TA_PAGE; }
 
-/* large_lock held. Doubles the table when it is half full; false if that needed memory we lack.
- * The old table is left in *dead for the caller to free after it drops the lock. */
-static bool reg_reserve(old_table_t *dead) {
-  if (reg_cap != 0 && (reg_count + 1) * 2 <= reg_cap) return true;
-  size_t ncap = reg_cap ? reg_cap * 2 : 1024;
-  uintptr_t *nreg = ta_os_map(ncap * sizeof(uintptr_t));
-  if (nreg == NULL) return false;
-  uintptr_t *old = reg;
-  size_t ocap = reg_cap;
-  /* Fill the new table before it replaces the old one, so that at every moment `reg` holds every
-   * entry (a fork child may have to rebuild from it, see large_fork_rebuild). */
-  for (size_t i = 0; i < ocap; i++) {
-    if (old[i] == 0) continue;
-    size_t j = slot_of(old[i], ncap);
-    while (nreg[j] != 0) j = (j + 1) & (ncap - 1);
-    nreg[j] = old[i];
-  }
-  atomic_signal_fence(memory_order_seq_cst);
-  reg = nreg;
-  reg_cap = ncap;
-  *dead = (old_table_t){.table = old, .cap = ocap};
-  return true;
-}
-
-/* large_lock held. Linear probing removal by shifting later entries back (no tombstones). */
-static void reg_remove_at(size_t i) {
-  size_t j = i;
+/* Room for one more retained mapping of `size` bytes within both limits: reserved, true. */
+static bool cache_reserve(size_t size) {
+  uint64_t cur = atomic_load_explicit(&cache_held, memory_order_relaxed);
   for (;;) {
-    reg[i] = 0;
-    for (;;) {
-      j = (j + 1) & (reg_cap - 1);
-      if (reg[j] == 0) return;
-      size_t home = slot_of(reg[j], reg_cap);
-      /* Move reg[j] into the hole at i unless its home lies cyclically in (i, j]. */
-      bool stays = i <= j ? (i < home && home <= j) : (i < home || home <= j);
-      if (!stays) break;
-    }
-    reg[i] = reg[j];
-    i = j;
+    if ((cur >> CACHE_COUNT_SHIFT) + 1 > TA_CACHE_SLOTS) return false;
+    if (((cur & CACHE_PAGES_MASK) + size / TA_PAGE) * TA_PAGE > TA_CACHE_MAX_BYTES) return false;
+    if (atomic_compare_exchange_weak_explicit(&cache_held, &cur, cur + cache_units(size), memory_order_relaxed,
+                                              memory_order_relaxed))
+      return true;
   }
 }
 
-static void freed_ring_forget(uintptr_t key) {
-  for (unsigned i = 0; i < TA_FREED_RING; i++)
-    if (freed_ring[i] == key) freed_ring[i] = 0;
+static void cache_unreserve(size_t size) {
+  atomic_fetch_sub_explicit(&cache_held, cache_units(size), memory_order_relaxed);
 }
 
-/* Map a block of `size` bytes aligned to `align` (a power of two; 16 for plain malloc). */
 /* A retained mapping serves a request that needs at most a quarter less. */
 static bool cache_fits(size_t have, size_t need) { return have >= need && have <= need + need / 4; }
 
-/* large_lock held: take the retained mapping that best serves `need` bytes: the smallest that is
- * large enough, else the largest (the caller resizes it; its resident pages are reused either way). */
-static char *cache_take(size_t need, size_t *size) {
+/* c->lock held: the index of the retained mapping that best serves `need` bytes: the smallest that
+ * is large enough, else the largest (the caller resizes it; its resident pages are reused either
+ * way); -1 if c holds none. */
+static int cache_best(const cache_shard_t *c, size_t need) {
   int best = -1;
-  for (unsigned i = 0; i < cache_n; i++) {
+  for (unsigned i = 0; i < c->n; i++) {
     if (best < 0) {
       best = (int)i;
       continue;
     }
-    size_t have = cache[i].size, cur = cache[best].size;
+    size_t have = c->e[i].size, cur = c->e[best].size;
     bool better = have >= need ? (cur < need || have < cur) : (cur < need && have > cur);
     if (better) best = (int)i;
   }
-  if (best < 0) return NULL;
-  char *base = cache[best].base;
-  *size = cache[best].size;
-  cache_bytes -= *size;
-  cache[best] = cache[--cache_n];
-  return base;
+  return best;
+}
+
+/* A retained mapping for `need` bytes, its reservation in cache_held released: one that fits
+ * (cache_fits) from this thread's shard, else from another shard, else the best misfit found, from
+ * this thread's shard first (a misfit costs an mremap; looking at the other shards first costs a
+ * few uncontended locks). */
+static char *cache_take(size_t need, size_t *size) {
+  unsigned start = (unsigned)(cache_own() - cache);
+  for (int pass = 0; pass < 2; pass++) {
+    for (unsigned k = 0; k < TA_CACHE_SHARDS; k++) {
+      cache_shard_t *c = &cache[(start + k) % TA_CACHE_SHARDS];
+      if (atomic_load_explicit(&c->avail, memory_order_relaxed) == 0) continue;
+      char *base = NULL;
+      ta_lock(&c->lock);
+      int best = cache_best(c, need);
+      if (best >= 0 && (pass == 1 || cache_fits(c->e[best].size, need))) {
+        base = c->e[best].base;
+        *size = c->e[best].size;
+        c->e[best] = c->e[--c->n];
+        atomic_store_explicit(&c->avail, c->n, memory_order_relaxed);
+      }
+      ta_unlock(&c->lock);
+      if (base != NULL) {
+        cache_unreserve(*size);
+        return base;
+      }
+    }
+  }
+  return NULL;
+}
+
+/* The mapping [base, base + size), reserved in cache_held, joins this thread's shard. */
+static void cache_put(char *base, size_t size) {
+  cache_shard_t *c = cache_own();
+  ta_lock(&c->lock);
+  ta_assert(c->n < TA_CACHE_SLOTS);
+  c->e[c->n++] = (cache_entry_t){.base = base, .size = size, .since = ta_os_clock_ms()};
+  atomic_store_explicit(&c->avail, c->n, memory_order_relaxed);
+  ta_unlock(&c->lock);
+}
+
+/* ---- fork ---- */
+
+/* A child whose parent may have been halfway through an edit of a shard (a removal shifts entries
+ * back, so one may be missing from its probe chain for a moment, or present twice) rebuilds that
+ * shard by inserting every entry anew into a fresh table; its ring becomes the tombstones found. */
+static void reg_fork_rebuild(reg_shard_t *s) {
+  uintptr_t *old = s->table;
+  size_t ocap = s->cap;
+  uintptr_t first_copy[TA_REG_MIN_CAP];
+  if (old != NULL && is_first_table(old)) {
+    /* The rebuilt shard adopts the same slice again: read the entries from a copy. */
+    memcpy(first_copy, old, sizeof first_copy);
+    memset(old, 0, sizeof first_copy);
+    old = first_copy;
+  }
+  s->table = NULL;
+  s->cap = s->live = s->tombs = s->bytes = 0;
+  s->ring_next = 0;
+  memset(s->ring, 0, sizeof s->ring);
+  for (size_t i = 0; i < ocap; i++) {
+    uintptr_t v = old[i];
+    if (v == 0) continue;
+    bool freed = (v & REG_FREED) != 0;
+    if (freed && s->tombs >= TA_TOMBS_PER_SHARD) continue;
+    old_table_t dead = {0};
+    bool ok = reg_reserve(s, &dead);
+    old_table_free(&dead);
+    if (!ok) break; /* no memory: the blocks not re-entered become unknown */
+    size_t j = reg_find(s, v & ~REG_FREED);
+    if (s->table[j] != 0) continue; /* present twice */
+    s->table[j] = v;
+    if (freed) {
+      s->tombs++;
+      s->ring[s->ring_next++] = v & ~REG_FREED;
+      s->ring_next %= TA_TOMBS_PER_SHARD;
+    } else {
+      s->live++;
+      /* The block is mapped in the child too; a header that fails its tag is counted as nothing. */
+      if (hdr_ok((void *)v)) s->bytes += hdr_of((void *)v)->map_size;
+    }
+  }
+  if (old && old != first_copy) ta_os_unmap(old, ocap * sizeof(uintptr_t));
+}
+
+void ta_large_fork(ta_fork_phase_t phase) {
+  static bool reg_taken[TA_REG_SHARDS];     /* fork_lock (src/init.c) */
+  static bool cache_taken[TA_CACHE_SHARDS]; /* fork_lock */
+  if (phase == TA_FORK_PARENT) {
+    for (unsigned i = TA_CACHE_SHARDS; i-- > 0;) ta_fork_one(&cache[i].lock, &cache_taken[i], phase);
+    for (unsigned i = TA_REG_SHARDS; i-- > 0;) ta_fork_one(&reg[i].lock, &reg_taken[i], phase);
+    return;
+  }
+  for (unsigned i = 0; i < TA_REG_SHARDS; i++)
+    if (!ta_fork_one(&reg[i].lock, &reg_taken[i], phase) && phase >= TA_FORK_CHILD) reg_fork_rebuild(&reg[i]);
+  bool rebuilt = false;
+  for (unsigned i = 0; i < TA_CACHE_SHARDS; i++) {
+    if (!ta_fork_one(&cache[i].lock, &cache_taken[i], phase) && phase >= TA_FORK_CHILD) {
+      /* Its bookkeeping may be torn: forget its mappings (their address space is lost to the
+       * child; no block is). */
+      cache[i].n = 0;
+      atomic_store_explicit(&cache[i].avail, 0, memory_order_relaxed);
+      rebuilt = true;
+    }
+  }
+  if (phase >= TA_FORK_CHILD && rebuilt) {
+    /* The limits' word counts what the whole shards hold (a parent's free that had reserved but not
+     * yet inserted does not exist here). */
+    uint64_t held = 0;
+    for (unsigned i = 0; i < TA_CACHE_SHARDS; i++)
+      for (unsigned k = 0; k < cache[i].n; k++) held += cache_units(cache[i].e[k].size);
+    atomic_store_explicit(&cache_held, held, memory_order_relaxed);
+  }
+}
+
+/* ---- blocks ---- */
+
+/* Enters p, a block of map_size mapped bytes, in the registry; false (nothing entered) if a table
+ * could not grow. */
+static bool reg_enter(void *p, size_t map_size) {
+  if (!reg_first_ready()) return false;
+  reg_shard_t *s = shard_of(p);
+  old_table_t dead = {0};
+  ta_lock(&s->lock);
+  bool ok = reg_reserve(s, &dead);
+  if (ok) reg_insert(s, (uintptr_t)p, map_size);
+  ta_unlock(&s->lock);
+  old_table_free(&dead);
+  return ok;
 }
 
 void *ta_large_alloc(size_t size, size_t align, bool reuse, bool *fresh) {
@@ -203,9 +438,7 @@ void *ta_large_alloc(size_t size, size_t align, bool reuse, bool *fresh) {
   char *base = NULL;
   if (reuse && offset == 16) {
     size_t have = 0;
-    ta_lock(&large_lock);
     base = cache_take(map_size, &have);
-    ta_unlock(&large_lock);
     if (base != NULL && !cache_fits(have, map_size)) {
       /* Too big: give the excess back; too small: grow it (mremap keeps what is resident). */
       char *moved = ta_os_remap(base, have, map_size);
@@ -239,159 +472,184 @@ void *ta_large_alloc(size_t size, size_t align, bool reuse, bool *fresh) {
   h->map_size = map_size;
   h->map_offset = (uint32_t)offset;
   hdr_seal(h, p);
-  old_table_t dead = {0};
-  ta_lock(&large_lock);
-  if (!reg_reserve(&dead)) {
-    ta_unlock(&large_lock);
+  /* Entered only now, header written: the registry names only blocks whose header is whole. */
+  if (!reg_enter(p, map_size)) {
     ta_os_unmap(base, map_size);
     return NULL;
   }
-  reg[reg_find((uintptr_t)p)] = (uintptr_t)p;
-  reg_count++;
-  reg_bytes += map_size;
-  freed_ring_forget((uintptr_t)p);
-  ta_unlock(&large_lock);
-  old_table_free(&dead);
   return p;
 }
 
 bool ta_large_owns(const void *p) {
-  bool found = false;
-  ta_lock(&large_lock);
-  if (reg_cap) found = reg[reg_find((uintptr_t)p)] == (uintptr_t)p;
-  ta_unlock(&large_lock);
-  return found;
-}
-
-bool ta_large_recently_freed(const void *p) {
-  bool found = false;
-  ta_lock(&large_lock);
-  for (unsigned i = 0; i < TA_FREED_RING; i++) found |= freed_ring[i] == (uintptr_t)p;
-  ta_unlock(&large_lock);
+  reg_shard_t *s = shard_of(p);
+  ta_lock(&s->lock);
+  bool found = reg_get(s, p) == (uintptr_t)p;
+  ta_unlock(&s->lock);
   return found && p != NULL;
 }
 
+bool ta_large_was_freed(const void *p) {
+  reg_shard_t *s = shard_of(p);
+  ta_lock(&s->lock);
+  bool found = reg_get(s, p) == ((uintptr_t)p | REG_FREED);
+  ta_unlock(&s->lock);
+  return found && p != NULL;
+}
+
+bool ta_large_lookup(const char *func, const void *p, ta_large_view_t *out) {
+  reg_shard_t *s = shard_of(p);
+  ta_lock(&s->lock);
+  bool live = p != NULL && reg_get(s, p) == (uintptr_t)p;
+  if (live) *out = hdr_checked(func, p);
+  ta_unlock(&s->lock);
+  return live;
+}
+
 size_t ta_large_cached_bytes(void) {
-  ta_lock(&large_lock);
-  size_t n = cache_bytes;
-  ta_unlock(&large_lock);
-  return n;
+  return (size_t)(atomic_load_explicit(&cache_held, memory_order_relaxed) & CACHE_PAGES_MASK) * TA_PAGE;
 }
 
 size_t ta_large_cache_trim(uint32_t now, long decay_ms, bool force) {
-  cache_entry_t out[TA_CACHE_SLOTS];
-  unsigned n = 0;
-  ta_lock(&large_lock);
-  for (unsigned i = 0; i < cache_n;) {
-    if (force || (decay_ms >= 0 && (uint32_t)(now - cache[i].since) >= (uint64_t)decay_ms)) {
-      out[n++] = cache[i];
-      cache_bytes -= cache[i].size;
-      cache[i] = cache[--cache_n];
-    } else {
-      i++;
+  size_t released = 0;
+  for (unsigned k = 0; k < TA_CACHE_SHARDS; k++) {
+    cache_shard_t *c = &cache[k];
+    if (atomic_load_explicit(&c->avail, memory_order_relaxed) == 0) continue;
+    cache_entry_t out[TA_CACHE_SLOTS];
+    unsigned n = 0;
+    ta_lock(&c->lock);
+    for (unsigned i = 0; i < c->n;) {
+      if (force || (decay_ms >= 0 && (uint32_t)(now - c->e[i].since) >= (uint64_t)decay_ms)) {
+        out[n++] = c->e[i];
+        c->e[i] = c->e[--c->n];
+      } else {
+        i++;
+      }
+    }
+    atomic_store_explicit(&c->avail, c->n, memory_order_relaxed);
+    ta_unlock(&c->lock);
+    for (unsigned i = 0; i < n; i++) {
+      if (ta_os_unmap(out[i].base, out[i].size)) released += out[i].size;
+      cache_unreserve(out[i].size);
     }
   }
-  ta_unlock(&large_lock);
-  size_t released = 0;
-  for (unsigned i = 0; i < n; i++)
-    if (ta_os_unmap(out[i].base, out[i].size)) released += out[i].size;
   return released;
 }
 
-bool ta_large_free(void *p) {
-  ta_lock(&large_lock);
-  size_t i = reg_cap ? reg_find((uintptr_t)p) : 0;
-  if (reg_cap == 0 || reg[i] != (uintptr_t)p) {
-    ta_unlock(&large_lock);
+bool ta_large_free(void *p, bool *retained) {
+  *retained = false;
+  reg_shard_t *s = shard_of(p);
+  ta_lock(&s->lock);
+  size_t i = s->cap ? reg_find(s, (uintptr_t)p) : 0;
+  if (p == NULL || s->cap == 0 || s->table[i] != (uintptr_t)p) {
+    ta_unlock(&s->lock);
     return false;
   }
-  const ta_large_hdr_t *h = hdr_checked("free", p);
-  size_t map_size = h->map_size;
-  char *base = (char *)p - h->map_offset;
-  reg_remove_at(i);
-  reg_count--;
-  reg_bytes -= map_size;
-  freed_ring[freed_next] = (uintptr_t)p;
-  freed_next = (freed_next + 1) % TA_FREED_RING;
-  uint32_t offset = h->map_offset;
-  size_t usable = map_size - offset;
+  ta_large_view_t v = hdr_checked("free", p);
+  reg_bury(s, i, v.map_size);
+  ta_unlock(&s->lock);
+  /* Ours alone from here: no other thread finds p live. */
+  char *base = (char *)p - v.map_offset;
+  size_t usable = ta_large_view_usable(&v);
   /* Below the threshold (it rose after this block was made, or the block came from a retained
    * mapping): keep the mapping for the next request of its size, if there is room. */
-  bool retain = offset == 16 && usable <= ta_mmap_threshold() && cache_n < TA_CACHE_SLOTS &&
-                cache_bytes + map_size <= TA_CACHE_MAX_BYTES;
-  if (retain) {
-    cache[cache_n++] = (cache_entry_t){.base = base, .size = map_size, .since = ta_os_clock_ms()};
-    cache_bytes += map_size;
+  if (v.map_offset == 16 && usable <= ta_mmap_threshold() && cache_reserve(v.map_size)) {
+    cache_put(base, v.map_size);
+    *retained = true;
+    return true;
   }
-  ta_unlock(&large_lock);
-  if (retain) return true;
-  if (offset == 16) ta_config_adapt_mmap_threshold(usable); /* not for aligned blocks */
+  if (v.map_offset == 16) ta_config_adapt_mmap_threshold(usable); /* not for aligned blocks */
   /* If munmap fails (no VMA slot to split), the mapping stays: wasted, but nothing is handed out
    * twice, since the registry no longer names it. */
-  ta_os_unmap(base, map_size);
+  ta_os_unmap(base, v.map_size);
   return true;
 }
 
-bool ta_large_size_matches(const void *p, size_t size, size_t align) {
-  const ta_large_hdr_t *h = hdr_of(p); /* checked by ta_large_usable */
+bool ta_large_size_matches(const ta_large_view_t *v, size_t size, size_t align) {
   (void)align; /* aligned mappings are trimmed to exactly the rounded size, like plain ones */
-  if (size > h->map_size - h->map_offset) return false;
-  return cache_fits(h->map_size, ta_align_up(size + h->map_offset, TA_PAGE));
+  if (size > ta_large_view_usable(v)) return false;
+  return cache_fits(v->map_size, ta_align_up(size + v->map_offset, TA_PAGE));
 }
 
-size_t ta_large_usable(const char *func, const void *p) {
-  const ta_large_hdr_t *h = hdr_checked(func, p);
-  return h->map_size - h->map_offset;
-}
-
-void *ta_large_resize(void *p, size_t size) {
-  ta_large_hdr_t *h = hdr_of(p); /* checked by ta_large_usable */
-  size_t offset = h->map_offset;
-  if (size > TA_MAX_REQUEST) return NULL;
-  size_t map_size = ta_align_up(size + offset, TA_PAGE);
-  size_t old_size = h->map_size;
-  if (map_size == old_size) return p;
-  /* Out of the registry before mremap may unmap the old address: another thread's new mapping can
-   * land there at once, and its registration must not collide with ours. */
-  ta_lock(&large_lock);
-  reg_remove_at(reg_find((uintptr_t)p));
-  ta_unlock(&large_lock);
-  char *base = ta_os_remap((char *)p - offset, old_size, map_size);
-  char *q = base ? base + offset : p;
+void *ta_large_resize(void *p, size_t size, bool *live) {
+  reg_shard_t *s = shard_of(p);
+  ta_lock(&s->lock);
+  size_t i = s->cap ? reg_find(s, (uintptr_t)p) : 0;
+  *live = p != NULL && s->cap != 0 && s->table[i] == (uintptr_t)p;
+  if (!*live) {
+    ta_unlock(&s->lock);
+    return NULL;
+  }
+  ta_large_view_t v = hdr_checked("realloc", p);
+  size_t map_size = size > TA_MAX_REQUEST ? 0 : ta_align_up(size + v.map_offset, TA_PAGE);
+  if (map_size == 0 || map_size == v.map_size) {
+    ta_unlock(&s->lock);
+    return map_size ? p : NULL;
+  }
+  /* A tombstone before mremap may unmap the old address: another thread's new mapping can land there
+   * at once, and its registration must find no live entry of ours. */
+  reg_bury(s, i, v.map_size);
+  ta_unlock(&s->lock);
+  char *base = ta_os_remap((char *)p - v.map_offset, v.map_size, map_size);
+  char *q = base ? base + v.map_offset : p;
   if (base) {
     ta_large_hdr_t *nh = hdr_of(q);
     nh->map_size = map_size;
     hdr_seal(nh, q);
+  } else {
+    map_size = v.map_size; /* p as it was */
   }
-  ta_lock(&large_lock);
-  /* The table had room for p, so it has room for q. */
-  reg[reg_find((uintptr_t)q)] = (uintptr_t)q;
-  if (base) {
-    reg_bytes = reg_bytes - old_size + map_size;
-    freed_ring_forget((uintptr_t)q);
+  /* q (or p again) back in: p's tombstone stays if the block moved, so a free of the old address
+   * reads as the double free it is. */
+  reg_shard_t *t = shard_of(q);
+  old_table_t dead = {0};
+  ta_lock(&t->lock);
+  if (!reg_reserve(t, &dead)) {
+    /* No memory for a larger table (t has one: a first table needs none): enter it anyway while an
+     * empty slot is left besides (the half load is for speed; probing needs one empty slot), else
+     * make room by dropping a tombstone. */
+    while (t->live + t->tombs + 2 > t->cap && t->tombs > 0) {
+      size_t j = 0;
+      while ((t->table[j] & REG_FREED) == 0) j++;
+      reg_remove_at(t, j);
+      t->tombs--;
+    }
+    if (t->live + t->tombs + 2 > t->cap) ta_fatal("out of memory for the large-block registry in realloc()");
   }
-  ta_unlock(&large_lock);
+  reg_insert(t, (uintptr_t)q, map_size);
+  ta_unlock(&t->lock);
+  old_table_free(&dead);
   return base ? q : NULL;
 }
 
 void ta_large_totals(size_t *blocks, size_t *bytes) {
-  ta_lock(&large_lock);
-  *blocks = reg_count;
-  *bytes = reg_bytes;
-  ta_unlock(&large_lock);
+  *blocks = *bytes = 0;
+  for (unsigned k = 0; k < TA_REG_SHARDS; k++) {
+    reg_shard_t *s = &reg[k];
+    ta_lock(&s->lock);
+    *blocks += s->live;
+    *bytes += s->bytes;
+    ta_unlock(&s->lock);
+  }
 }
 
 size_t ta_large_snapshot(ta_large_info_t *out, size_t cap) {
   size_t n = 0;
-  ta_lock(&large_lock);
-  for (size_t i = 0; i < reg_cap; i++) {
-    if (reg[i] == 0) continue;
-    if (n < cap) {
-      const ta_large_hdr_t *h = hdr_of((void *)reg[i]);
-      out[n] = (ta_large_info_t){.ptr = reg[i], .map_start = reg[i] - h->map_offset, .map_size = h->map_size};
+  for (unsigned k = 0; k < TA_REG_SHARDS; k++) {
+    reg_shard_t *s = &reg[k];
+    ta_lock(&s->lock);
+    for (size_t i = 0; i < s->cap; i++) {
+      uintptr_t v = s->table[i];
+      if (v == 0 || (v & REG_FREED)) continue;
+      if (n < cap) {
+        /* A report trusts no header it has not checked. */
+        const ta_large_hdr_t *h = hdr_of((void *)v);
+        out[n] = hdr_ok((void *)v)
+                     ? (ta_large_info_t){.ptr = v, .map_start = v - h->map_offset, .map_size = h->map_size}
+                     : (ta_large_info_t){.ptr = v, .map_start = v, .map_size = 0};
+      }
+      n++;
     }
-    n++;
+    ta_unlock(&s->lock);
   }
-  ta_unlock(&large_lock);
   return n;
 }

@@ -1,5 +1,6 @@
 /* The mmap path: one private anonymous mapping per block, for requests at or above the mmap
- * threshold and for alignments the bins cannot serve (src/large.c). */
+ * threshold and for alignments the bins cannot serve (src/large.c). No process-wide lock: the
+ * registry and the retained mappings are sharded, each shard behind a lock of its own. */
 #ifndef TA_LARGE_H
 #define TA_LARGE_H
 
@@ -15,32 +16,46 @@ typedef struct ta_large_hdr_s {
 } ta_large_hdr_t;
 _Static_assert(sizeof(ta_large_hdr_t) == 16, "the large header is 16 bytes");
 
+/* A live block's header fields, read under its registry shard's lock after the tag was checked:
+ * what the router may trust without reading the header again. */
+typedef struct ta_large_view_s {
+  size_t map_size;     /* bytes mapped, header included */
+  uint32_t map_offset; /* bytes from the mapping's start to the block */
+} ta_large_view_t;
+static inline size_t ta_large_view_usable(const ta_large_view_t *v) { return v->map_size - v->map_offset; }
+
 /* A block of size bytes aligned to align (a power of two; 16 for plain malloc). With `reuse`, a
  * retained mapping may serve it (then *fresh is false: its memory is not zero). */
 void *ta_large_alloc(size_t size, size_t align, bool reuse, bool *fresh);
 /* Unmap retained mappings older than decay_ms at `now` (all with force). Returns bytes released. */
 size_t ta_large_cache_trim(uint32_t now, long decay_ms, bool force);
 size_t ta_large_cached_bytes(void);
-/* false if p is not a live large block; the caller reports it. */
-bool ta_large_free(void *p);
-/* p must be a live large block (ta_large_owns) whose header ta_large_usable checked. NULL on
- * failure, p untouched. */
-void *ta_large_resize(void *p, size_t size);
+/* false if p is not a live large block; the caller reports it. A header that is not the one
+ * tamalloc wrote aborts ("free"). *retained: the mapping was kept for reuse (the trimmer's to
+ * release) rather than unmapped. */
+bool ta_large_free(void *p, bool *retained);
+/* Grow or shrink a live large block by mremap. *live is false if p is not a live large block (the
+ * caller reports it; nothing changed). A bad header aborts ("realloc"). NULL with *live true: no
+ * memory, p untouched. */
+void *ta_large_resize(void *p, size_t size, bool *live);
 bool ta_large_owns(const void *p);
-bool ta_large_recently_freed(const void *p);
-/* Usable bytes of a live large block (ta_large_owns), after checking its header: a header that is
- * not the one tamalloc wrote aborts naming `func`. Call it before ta_large_size_matches and
- * ta_large_resize, which trust the header. */
-size_t ta_large_usable(const char *func, const void *p);
-/* Whether `size` (with `align`) could have been the request p was made for. */
-bool ta_large_size_matches(const void *p, size_t size, size_t align);
+/* p was a large block that has been freed (and its address not mapped for a block since): a second
+ * free of it is a double free. Remembered for every freed block while the registry's bounded
+ * memory of tombstones lasts (TA_TOMBS_PER_SHARD per shard in large.c). */
+bool ta_large_was_freed(const void *p);
+/* If p is a live large block, checks its header (a header that is not the one tamalloc wrote
+ * aborts naming `func`), fills *out and returns true; false if p is no live large block. */
+bool ta_large_lookup(const char *func, const void *p, ta_large_view_t *out);
+/* Whether `size` (with `align`) could have been the request a block with this (checked) view was
+ * made for. */
+bool ta_large_size_matches(const ta_large_view_t *v, size_t size, size_t align);
 void ta_large_totals(size_t *blocks, size_t *bytes);
-/* Fork handlers (protocol in src/init.c): large_lock. */
+/* Fork handlers (protocol in src/init.c): every registry shard's lock, then every cache shard's. */
 void ta_large_fork(ta_fork_phase_t phase);
 
 typedef struct ta_large_info_s {
   uintptr_t ptr;       /* the block */
-  uintptr_t map_start; /* its mapping */
+  uintptr_t map_start; /* its mapping (ptr itself, with map_size 0, if its header is corrupted) */
   size_t map_size;     /* bytes mapped */
 } ta_large_info_t;
 /* Copies up to cap live large blocks' facts; returns how many there are. */

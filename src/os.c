@@ -18,9 +18,22 @@ unsigned long ta_os_calls(ta_os_kind_t kind) {
   return atomic_load_explicit(&calls[kind], memory_order_relaxed);
 }
 
+/* Address space given back by one thread (munmap, or mremap moving or shrinking a mapping) may be
+ * handed to another by its next mmap or mremap: the kernel orders the two (its mmap lock), and a
+ * block's last reads by its freeing thread come before the next owner's first writes. The call
+ * counters carry that order into the C memory model (and so to ThreadSanitizer, which cannot see
+ * the kernel's): the count of a call that gives space back is a release, made before the call, and
+ * a mapping call that succeeded reads both counts with acquire after it. Free on x86-64 (the
+ * increment is a locked add anyway; an acquire load is a plain load). */
+static void os_after_map(void) {
+  (void)atomic_load_explicit(&calls[TA_OS_MUNMAP], memory_order_acquire);
+  (void)atomic_load_explicit(&calls[TA_OS_MREMAP], memory_order_acquire);
+}
+
 /* Counts the call; true when an injected failure consumes it. */
 static bool os_enter(ta_os_kind_t kind) {
-  atomic_fetch_add_explicit(&calls[kind], 1, memory_order_relaxed);
+  bool gives_back = kind == TA_OS_MUNMAP || kind == TA_OS_MREMAP;
+  atomic_fetch_add_explicit(&calls[kind], 1, gives_back ? memory_order_release : memory_order_relaxed);
   if (ta_likely(atomic_load_explicit(&inject[kind], memory_order_relaxed) <= 0)) return false;
   return atomic_fetch_sub_explicit(&inject[kind], 1, memory_order_relaxed) > 0;
 }
@@ -30,7 +43,9 @@ static void *os_mmap(size_t size, int extra_flags) {
   int saved = errno;
   void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | extra_flags, -1, 0);
   errno = saved;
-  return p == MAP_FAILED ? NULL : p;
+  if (p == MAP_FAILED) return NULL;
+  os_after_map();
+  return p;
 }
 
 void *ta_os_map(size_t size) { return os_mmap(size, 0); }
@@ -63,7 +78,9 @@ void *ta_os_remap(void *p, size_t old_size, size_t new_size) {
   int saved = errno;
   void *q = mremap(p, old_size, new_size, MREMAP_MAYMOVE);
   errno = saved;
-  return q == MAP_FAILED ? NULL : q;
+  if (q == MAP_FAILED) return NULL;
+  os_after_map();
+  return q;
 }
 
 bool ta_os_purge(void *p, size_t size) {

@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <stdatomic.h>
 #include <malloc.h>
 #include <string.h>
 #include <unistd.h>
@@ -58,21 +59,29 @@ void *ta_router_malloc(size_t size) { return ta_route_malloc(size); }
 
 /* Not a block tamalloc handed out (or no longer one): say which, and stop. */
 void ta_router_bad_pointer(const char *func, const void *p) {
-  bool was_block = ta_segmap_has(p) ? ta_arena_was_block(p) : ta_large_recently_freed(p);
+  bool was_block = ta_segmap_has(p) ? ta_arena_was_block(p) : ta_large_was_freed(p);
   if (was_block) ta_fatal_ptr(func, "double free", p);
   ta_fatal_ptr(func, "invalid pointer", p);
 }
 
 void ta_router_free_slow(void *p) {
   if (p == NULL) return;
-  if (!ta_large_free(p)) ta_router_bad_pointer("free", p);
-  ta_sched_wake(); /* the mapping may have been retained for reuse */
+  bool retained;
+  if (!ta_large_free(p, &retained)) ta_router_bad_pointer("free", p);
+  if (retained) {
+    /* The mapping was kept for reuse: the scheduler's thread must run to give it back after the
+     * decay time, also in a program that frees its big buffers and then only sleeps (no malloc slow
+     * path would ever poll the flag). No lock is held here, as on the malloc slow path. */
+    ta_sched_wake();
+    ta_sched_start_wanted();
+  }
 }
 
 void ta_router_free(void *p) { ta_route_free(p); }
 
-/* Block size of a live block, or aborts naming `func` if p is not one. */
-static size_t usable_checked(const char *func, const void *p, ta_page_t **page_out) {
+/* Block size of a live block, or aborts naming `func` if p is not one. A large block's header is
+ * checked before anything in it is used (ta_large_lookup), and *large_out gets what it says. */
+static size_t usable_checked(const char *func, const void *p, ta_page_t **page_out, ta_large_view_t *large_out) {
   if (ta_segmap_has(p)) {
     ta_page_t *page = ta_arena_page_checked(p);
     if (page == NULL) ta_router_bad_pointer(func, p);
@@ -80,13 +89,15 @@ static size_t usable_checked(const char *func, const void *p, ta_page_t **page_o
     return page->block_size;
   }
   if (page_out) *page_out = NULL;
-  if (!ta_large_owns(p)) ta_router_bad_pointer(func, p);
-  return ta_large_usable(func, p);
+  ta_large_view_t v;
+  if (!ta_large_lookup(func, p, &v)) ta_router_bad_pointer(func, p);
+  if (large_out) *large_out = v;
+  return ta_large_view_usable(&v);
 }
 
 size_t ta_router_usable_size(const void *p) {
   if (p == NULL) return 0;
-  return usable_checked("malloc_usable_size", p, NULL);
+  return usable_checked("malloc_usable_size", p, NULL, NULL);
 }
 
 void *ta_router_calloc(size_t count, size_t size) {
@@ -110,6 +121,15 @@ void *ta_router_calloc(size_t count, size_t size) {
  * the block (within four classes), so shrinking a little does not copy but shrinking a lot frees. */
 #define TA_REALLOC_KEEP_CLASSES 4u
 
+/* Bytes realloc has copied from an old block into a new one since the process started. Relaxed: a
+ * statistic no other memory depends on (tests read it on the thread that made the copies). */
+static _Atomic size_t realloc_copied;
+
+size_t ta_router_realloc_copied(void) { return atomic_load_explicit(&realloc_copied, memory_order_relaxed); }
+
+/* Copying is the last resort: a bin block that still fits stays, a mapped block that stays above the
+ * threshold (or the classes) is resized by mremap, which moves page tables, not bytes. Only a move
+ * between the bins, or between the bins and a mapping, copies. */
 void *ta_router_realloc(void *p, size_t size) {
   if (p == NULL) return ta_router_malloc(size);
   if (size == 0) {
@@ -117,23 +137,30 @@ void *ta_router_realloc(void *p, size_t size) {
     return NULL;
   }
   if (ta_unlikely(size > TA_MAX_REQUEST)) {
-    usable_checked("realloc", p, NULL);
+    usable_checked("realloc", p, NULL, NULL);
     errno = ENOMEM;
     return NULL;
   }
   ta_page_t *page;
-  size_t old = usable_checked("realloc", p, &page);
+  size_t old = usable_checked("realloc", p, &page, NULL);
   if (page != NULL) {
     if (size <= old && ta_class_of(size) + TA_REALLOC_KEEP_CLASSES >= page->cls) return p;
   } else if (size >= ta_mmap_threshold() || size > TA_CLASS_MAX_SIZE) {
-    void *q = ta_large_resize(p, size);
+    bool live;
+    void *q = ta_large_resize(p, size, &live);
+    if (!live) ta_router_bad_pointer("realloc", p); /* freed by another thread since the check */
     if (q == NULL) errno = ENOMEM;
     return q;
   }
   void *q = ta_router_malloc(size);
   if (q == NULL) return NULL;
-  memcpy(q, p, old < size ? old : size);
-  ta_router_free(p);
+  size_t n = old < size ? old : size;
+  memcpy(q, p, n);
+  atomic_fetch_add_explicit(&realloc_copied, n, memory_order_relaxed);
+  if (page != NULL)
+    ta_arena_free(page, p); /* the page usable_checked found: no second lookup */
+  else
+    ta_router_free_slow(p);
   return q;
 }
 
@@ -203,14 +230,15 @@ void *ta_router_pvalloc(size_t size) {
 static void free_checked_size(const char *func, void *p, size_t align, size_t size) {
   if (p == NULL) return;
   ta_page_t *page;
-  size_t usable = usable_checked(func, p, &page);
+  ta_large_view_t large;
+  size_t usable = usable_checked(func, p, &page, &large);
   bool ok = size <= usable;
   if (ok && page != NULL) {
     unsigned cls = ta_class_of(size);
     bool as_aligned = align > TA_ALIGN && ta_class_for_aligned(size, align) == page->cls;
     ok = as_aligned || cls + TA_REALLOC_KEEP_CLASSES >= page->cls;
   } else if (ok) {
-    ok = ta_large_size_matches(p, size, align);
+    ok = ta_large_size_matches(&large, size, align);
   }
   if (!ok) ta_fatal_ptr(func, "size does not match the block", p);
   ta_router_free(p);

@@ -48,6 +48,9 @@ size_t ta_router_usable_size(const void *p);
 int ta_router_trim(size_t pad);
 int ta_router_mallopt(int option, long value);
 int ta_router_mallopt_glibc(int param, int value);
+/* Bytes realloc has copied from old blocks into new ones, process-wide (a counter for tests: the
+ * copying bound of a growing buffer). */
+size_t ta_router_realloc_copied(void);
 
 
 #pragma GCC visibility pop
