@@ -39,6 +39,7 @@ struct ta_arena_s {
   int owner_tid;                  /* ta_pool_lock: kernel thread id of the owner while bound */
   ta_arena_t *pool_next;          /* ta_pool_lock: next abandoned arena */
   ta_arena_t *all_next;           /* ta_pool_lock: every arena ever made */
+  ta_page_t *bins_tail[TA_CLASSES]; /* owner: last page of each bin list (NULL when empty) */
 };
 
 enum { TA_ARENA_BOUND = 0, TA_ARENA_POOLED = 1, TA_ARENA_SHARED = 2, TA_ARENA_ORPHANED = 3 };

@@ -17,8 +17,26 @@ void ta_bin_push(ta_arena_t *arena, ta_page_t *page) {
   ta_page_t **head = &arena->bins[page->cls];
   page->prev = NULL;
   page->next = *head;
-  if (*head) (*head)->prev = page;
+  if (*head)
+    (*head)->prev = page;
+  else
+    arena->bins_tail[page->cls] = page;
   *head = page;
+}
+
+/* A page that has just a block or two back (the owner's free unparked it) goes to the end of its
+ * bin, so the pages that waited longer, and gathered more frees meanwhile, are chosen first. Pushed
+ * at the head, it would be the next current page and be parked again after one malloc: under
+ * random frees (Larson) that made one malloc in seven a slow path. */
+void ta_bin_push_tail(ta_arena_t *arena, ta_page_t *page) {
+  ta_page_t **tail = &arena->bins_tail[page->cls];
+  page->next = NULL;
+  page->prev = *tail;
+  if (*tail)
+    (*tail)->next = page;
+  else
+    arena->bins[page->cls] = page;
+  *tail = page;
 }
 
 void ta_bin_remove(ta_arena_t *arena, ta_page_t *page) {
@@ -26,7 +44,10 @@ void ta_bin_remove(ta_arena_t *arena, ta_page_t *page) {
     page->prev->next = page->next;
   else
     arena->bins[page->cls] = page->next;
-  if (page->next) page->next->prev = page->prev;
+  if (page->next)
+    page->next->prev = page->prev;
+  else
+    arena->bins_tail[page->cls] = page->prev;
   page->next = page->prev = NULL;
 }
 

@@ -184,7 +184,7 @@ static void page_unpark(ta_page_t *page) {
   page->in_full = 0;
   page->used = page->parked_live - 1;
   page->parked_live = 0; /* the word is the ghost's while not parked */
-  ta_bin_push(page->arena, page);
+  ta_bin_push_tail(page->arena, page);
 }
 
 #define TA_BLOCKS_MAX (TA_UNIT_SIZE / 16)

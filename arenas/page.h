@@ -36,6 +36,7 @@ void ta_page_retire_parked(ta_page_t *page, uint32_t now);
 
 /* bins.c */
 void ta_bin_push(ta_arena_t *arena, ta_page_t *page);
+void ta_bin_push_tail(ta_arena_t *arena, ta_page_t *page);
 void ta_bin_remove(ta_arena_t *arena, ta_page_t *page);
 ta_page_t *ta_bin_find_page(ta_arena_t *arena, unsigned cls);
 void ta_bin_set_current(ta_arena_t *arena, ta_page_t *page);

@@ -15,8 +15,9 @@
  *    (carved = capacity * block size <= reserved * block size, the CURRENT_BIAS and parked
  *    invariants), its local and xfree lists (walks bounded by a bitmap of the carved blocks: every
  *    link a block start inside the page, no block twice), and live + free blocks within the carved;
- *  - the bins: links both ways, class, owner, every live page that is not parked in its bin exactly
- *    once, each current page among them; the arena's xfree list: carved blocks of its live pages.
+ *  - the bins: links both ways and the tail, class, owner, every live page that is not parked in its
+ *    bin exactly once, each current page among them; the arena's xfree list: carved blocks of its
+ *    live pages.
  * Nothing here allocates. It runs in every build; debug_checks only decides who calls it (the stress
  * tests, at level 3). */
 #include "arenas/validate.h"
@@ -202,6 +203,7 @@ static void check_bins(walk_t *w) {
       need(!p->in_full, "parked page in a bin", p);
       cur_seen |= p == cur;
     }
+    need(arena->bins_tail[cls] == prev, "bin tail is not the bin's last page", arena);
     need(cur_seen, "current page is not in its bin", cur);
   }
   need(n == w->pages, "live page missing from its bin", arena);
