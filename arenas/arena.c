@@ -177,10 +177,16 @@ size_t ta_arena_collect_idle(ta_arena_t *arena, uint32_t now, bool wait, bool al
   if (!ta_arena_collector_claim(arena, wait)) return 0;
   if (atomic_load_explicit(&arena->xfree, memory_order_relaxed) != 0) collect_parked(arena, now);
   size_t released = 0;
-  for (unsigned cls = 0; cls < TA_CLASSES; cls++)
+  /* One class per claim: an owner that enters a slow path waits for at most one class's pages. */
+  for (unsigned cls = 0; cls < TA_CLASSES; cls++) {
+    if (cls > 0) {
+      ta_arena_collector_release(arena);
+      if (!ta_arena_collector_claim(arena, wait)) break;
+    }
     for (ta_page_t *page = arena->bins[cls]; page != NULL; page = page->next)
       if (page != arena->current[cls]) released += ta_page_purge_idle(page, all);
-  ta_arena_collector_release(arena);
+    if (cls == TA_CLASSES - 1) ta_arena_collector_release(arena);
+  }
   ta_seg_count_released(released);
   /* Retired pages may have put the retained memory over its cap. */
   size_t excess = ta_seg_retain_excess();

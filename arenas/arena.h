@@ -26,6 +26,8 @@ struct ta_arena_s {
    * A flag, not a lock: fork never waits for it. */
   _Atomic uint8_t busy;
   ta_lock_t seg_lock;             /* guards the segment list and the segments' unit masks */
+  _Atomic size_t dirty_units;     /* free units of its segments that may hold touched pages (seg_lock
+                                     writes it; read without) */
   ta_segment_t *segments;         /* seg_lock: segments that may have free units */
   ta_segment_t *segments_tail;    /* seg_lock: last of that list */
   ta_segment_t *full_segments;    /* seg_lock: segments without free units */
@@ -38,6 +40,7 @@ struct ta_arena_s {
   bool fork_taken;                /* fork handlers: whether they took seg_lock */
   int owner_tid;                  /* ta_pool_lock: kernel thread id of the owner while bound */
   ta_arena_t *pool_next;          /* ta_pool_lock: next abandoned arena */
+  size_t pool_kept;               /* ta_pool_lock: free bytes its exit kept (bind.c, TA_POOL_KEEP) */
   ta_arena_t *all_next;           /* ta_pool_lock: every arena ever made */
   ta_page_t *bins_tail[TA_CLASSES]; /* owner: last page of each bin list (NULL when empty) */
 };

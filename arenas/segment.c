@@ -40,11 +40,18 @@ static _Atomic size_t purge_calls;  /* release operations (madvise, munmap, brk)
 static _Atomic size_t dirty_units_all;
 static _Atomic size_t seg_peak;     /* most segments mapped at once */
 
-static void dirty_add(uint64_t units) {
-  if (units) atomic_fetch_add_explicit(&dirty_units_all, (size_t)__builtin_popcountll(units), memory_order_relaxed);
+/* seg_lock held: units of seg became dirty, or stopped being dirty. The arena's own count too. */
+static void dirty_add(ta_segment_t *seg, uint64_t units) {
+  if (units == 0) return;
+  size_t n = (size_t)__builtin_popcountll(units);
+  atomic_fetch_add_explicit(&dirty_units_all, n, memory_order_relaxed);
+  atomic_fetch_add_explicit(&seg->arena->dirty_units, n, memory_order_relaxed);
 }
-static void dirty_sub(uint64_t units) {
-  if (units) atomic_fetch_sub_explicit(&dirty_units_all, (size_t)__builtin_popcountll(units), memory_order_relaxed);
+static void dirty_sub(ta_segment_t *seg, uint64_t units) {
+  if (units == 0) return;
+  size_t n = (size_t)__builtin_popcountll(units);
+  atomic_fetch_sub_explicit(&dirty_units_all, n, memory_order_relaxed);
+  atomic_fetch_sub_explicit(&seg->arena->dirty_units, n, memory_order_relaxed);
 }
 
 size_t ta_seg_dirty_bytes(void) {
@@ -318,7 +325,7 @@ static ta_page_t *span_take(ta_segment_t *seg, unsigned units) {
   unsigned head = (unsigned)__builtin_ctzll(starts);
   uint64_t bits = (((uint64_t)1 << units) - 1) << head;
   seg->free_units &= ~bits;
-  dirty_sub(seg->dirty_units & bits);
+  dirty_sub(seg, seg->dirty_units & bits);
   seg->dirty_units &= ~bits;
   for (unsigned u = head; u < head + units; u++)
     seg->unit_span[u] = (uint16_t)(head * sizeof(ta_page_t));
@@ -369,7 +376,7 @@ void ta_seg_span_free(ta_page_t *page, uint32_t now) {
   page->free = NULL;
   ta_lock(&arena->seg_lock);
   seg->free_units |= bits;
-  dirty_add(bits & ~seg->dirty_units);
+  dirty_add(seg, bits & ~seg->dirty_units);
   seg->dirty_units |= bits;
   for (unsigned u = head; u < head + units; u++) seg->dirty_since[u] = now;
   seg_requeue(arena, seg);
@@ -416,7 +423,7 @@ static size_t purge_units(ta_segment_t *seg, uint64_t mask) {
 
 /* seg_lock held: decide what to do with one segment. */
 static bool plan_segment(ta_arena_t *arena, ta_segment_t *seg, uint32_t now, long decay, bool force,
-                         size_t top_pad, size_t *budget, trim_job_t *job) {
+                         size_t top_pad, size_t *budget, bool keep_mapped, trim_job_t *job) {
   uint64_t due = force ? seg->dirty_units : ta_trim_due(seg->dirty_units, seg->dirty_since, now, decay);
   /* The retained cap: units not yet due go too, until the budget is spent (lowest units first: the
    * span search takes those first, so the ones above stay for reuse if the budget runs out). */
@@ -431,9 +438,9 @@ static bool plan_segment(ta_arena_t *arena, ta_segment_t *seg, uint32_t now, lon
   bool all_due = (seg->dirty_units & ~due) == 0;
   bool brk_top = seg->origin == TA_SEG_BRK && ta_seg_is_brk_top(seg);
   *job = (trim_job_t){.seg = seg};
-  if (empty && all_due && (seg->origin == TA_SEG_MMAP || (brk_top && top_pad == 0))) {
+  if (empty && all_due && !keep_mapped && (seg->origin == TA_SEG_MMAP || (brk_top && top_pad == 0))) {
     seg_unlink(arena, seg);
-    dirty_sub(seg->dirty_units); /* gone, or put back clean if the release fails */
+    dirty_sub(seg, seg->dirty_units); /* gone, or put back clean if the release fails */
     job->release = true;
     return true;
   }
@@ -449,7 +456,7 @@ static bool plan_segment(ta_arena_t *arena, ta_segment_t *seg, uint32_t now, lon
       job->cut_from = (uint8_t)keep;
       job->cut_to = seg->mapped_units;
       seg->free_units &= ~cut;
-      dirty_sub(seg->dirty_units & cut);
+      dirty_sub(seg, seg->dirty_units & cut);
       seg->dirty_units &= ~cut;
       seg->mapped_units = (uint8_t)keep;
       due &= ~cut;
@@ -457,7 +464,7 @@ static bool plan_segment(ta_arena_t *arena, ta_segment_t *seg, uint32_t now, lon
   }
   job->purge = due;
   seg->free_units &= ~due;
-  dirty_sub(seg->dirty_units & due);
+  dirty_sub(seg, seg->dirty_units & due);
   seg->dirty_units &= ~due;
   return job->purge != 0 || job->cut_from != job->cut_to;
 }
@@ -474,6 +481,11 @@ size_t ta_seg_trim(ta_arena_t *arena, uint32_t now, bool force, size_t top_pad, 
    * gone: the units it held out of the masks stay out (free memory lost to the child, no block). */
   if (arena->tainted) return 0; /* a fork child's arena whose lists may be half edited */
   if (!ta_arena_trim_claim(arena, force)) return 0;
+  /* A pass with a budget (the retained cap, a thread's exit) purges but unmaps nothing: the memory
+   * is needed again soon more often than not, and munmap (with every thread's TLB to flush) and the
+   * mmap that follows cost more than madvise (measured on waves of short threads: 1,679 munmap calls
+   * took 2.3 s of 500 threads' time). Scheduled passes unmap the segments that stay empty. */
+  bool keep_mapped = budget != 0;
   size_t released = 0;
   for (;;) {
     trim_job_t jobs[TA_TRIM_BATCH];
@@ -487,7 +499,7 @@ size_t ta_seg_trim(ta_arena_t *arena, uint32_t now, bool force, size_t top_pad, 
         more = true;
         break;
       }
-      if (plan_segment(arena, seg, now, decay, force, top_pad, &budget, &jobs[n])) n++;
+      if (plan_segment(arena, seg, now, decay, force, top_pad, &budget, keep_mapped, &jobs[n])) n++;
       seg = prev;
     }
     ta_unlock(&arena->seg_lock);
@@ -531,7 +543,7 @@ size_t ta_seg_trim(ta_arena_t *arena, uint32_t now, bool force, size_t top_pad, 
         /* Someone else moved the break: the units stay mapped, and stay ours. */
         uint64_t cut = ta_units_below(j->cut_to) & ~ta_units_below(j->cut_from);
         j->seg->free_units |= cut;
-        dirty_add(cut & ~j->seg->dirty_units);
+        dirty_add(j->seg, cut & ~j->seg->dirty_units);
         j->seg->dirty_units |= cut;
         if (j->seg->mapped_units == j->cut_from) j->seg->mapped_units = j->cut_to;
         seg_requeue(arena, j->seg);

@@ -11,7 +11,7 @@
  *  - and, in this process, ta_mallopt's range rules for the background thread and the mmap line. */
 #include "stats.h"
 
-#define N_OPTS 6
+#define N_OPTS 8
 
 extern char **environ;
 
@@ -21,8 +21,9 @@ static char err_buf[1 << 20];
 
 static const char *const var_names[N_OPTS + 1] = {
     NULL, "TAMALLOC_MMAP_THRESHOLD", "TAMALLOC_TRIM_THRESHOLD", "TAMALLOC_TOP_PAD",
-    "TAMALLOC_DECAY_MS", "TAMALLOC_ARENA_MAX", "TAMALLOC_BACKGROUND_THREAD"};
-static const long defaults[N_OPTS + 1] = {0, 131072, 131072, 131072, 1000, 0, 1};
+    "TAMALLOC_DECAY_MS", "TAMALLOC_ARENA_MAX", "TAMALLOC_BACKGROUND_THREAD", "TAMALLOC_RETAIN_MIN",
+    "TAMALLOC_RETAIN_PERCENT"};
+static const long defaults[N_OPTS + 1] = {0, 131072, 131072, 131072, 1000, 0, 1, 64 << 20, 12};
 
 /* Runs the helper in `mode` with the parent's environment minus TAMALLOC_*, plus vars (NULL-ended
  * "NAME=value" strings). Fills out_buf and err_buf; fails unless it exits 0. */
@@ -178,6 +179,19 @@ static const env_case_t cases[] = {
     {TA_OPT_BACKGROUND_THREAD, "yes", 0, 1},
     {TA_OPT_BACKGROUND_THREAD, "2", 0, 1},
     {TA_OPT_BACKGROUND_THREAD, "-1", 0, 1},
+    /* retained cap: a size, and a percentage 0..100 */
+    {TA_OPT_RETAIN_MIN, "0", 0, 0},
+    {TA_OPT_RETAIN_MIN, "16m", 16 << 20, 0},
+    {TA_OPT_RETAIN_MIN, "1g", 1 << 30, 0},
+    {TA_OPT_RETAIN_MIN, "", 0, 1},
+    {TA_OPT_RETAIN_MIN, "-1", 0, 1},
+    {TA_OPT_RETAIN_MIN, "lots", 0, 1},
+    {TA_OPT_RETAIN_PERCENT, "0", 0, 0},
+    {TA_OPT_RETAIN_PERCENT, "25", 25, 0},
+    {TA_OPT_RETAIN_PERCENT, "100", 100, 0},
+    {TA_OPT_RETAIN_PERCENT, "101", 0, 1},
+    {TA_OPT_RETAIN_PERCENT, "-5", 0, 1},
+    {TA_OPT_RETAIN_PERCENT, "12%", 0, 1},
 };
 
 static int failures;
@@ -219,13 +233,14 @@ static void test_case(const env_case_t *c) {
 /* Several at once: each is applied, each malformed one warned about once. */
 static void test_combined(void) {
   const char *good[] = {"TAMALLOC_MMAP_THRESHOLD=64k", "TAMALLOC_DECAY_MS=-1", "TAMALLOC_ARENA_MAX=3",
-                        "TAMALLOC_TOP_PAD=0", "TAMALLOC_TRIM_THRESHOLD=1m", "TAMALLOC_BACKGROUND_THREAD=0", NULL};
-  run_child("opts", good, "six valid variables");
-  const long want[N_OPTS + 1] = {0, 65536, 1048576, 0, -1, 3, 0};
+                        "TAMALLOC_TOP_PAD=0", "TAMALLOC_TRIM_THRESHOLD=1m", "TAMALLOC_BACKGROUND_THREAD=0",
+                        "TAMALLOC_RETAIN_MIN=8m", "TAMALLOC_RETAIN_PERCENT=50", NULL};
+  run_child("opts", good, "eight valid variables");
+  const long want[N_OPTS + 1] = {0, 65536, 1048576, 0, -1, 3, 0, 8 << 20, 50};
   for (int opt = 1; opt <= N_OPTS; opt++)
-    EXPECT(child_opt(opt, "six valid variables") == want[opt], "six valid variables: ta_getopt(%s) = %ld, want %ld",
-           var_names[opt], child_opt(opt, "six valid variables"), want[opt]);
-  EXPECT(count_lines_with(err_buf, "tamalloc:") == 0, "six valid variables: stderr has\n%s", err_buf);
+    EXPECT(child_opt(opt, "eight valid variables") == want[opt], "eight valid variables: ta_getopt(%s) = %ld, want %ld",
+           var_names[opt], child_opt(opt, "eight valid variables"), want[opt]);
+  EXPECT(count_lines_with(err_buf, "tamalloc:") == 0, "eight valid variables: stderr has\n%s", err_buf);
 
   const char *bad[] = {"TAMALLOC_MMAP_THRESHOLD=abc", "TAMALLOC_DECAY_MS=x", "TAMALLOC_ARENA_MAX=2", NULL};
   run_child("opts", bad, "two malformed, one valid");
@@ -260,7 +275,8 @@ static void test_read_once(void) {
 /* TAMALLOC_VERBOSE=1: a config line per knob, with the effective value. */
 static void check_verbose(const char *what, const long want[N_OPTS + 1]) {
   static const char *const knobs[N_OPTS + 1] = {NULL,       "mmap_threshold", "trim_threshold",   "top_pad",
-                                                "decay_ms", "arena_max",      "background_thread"};
+                                                "decay_ms", "arena_max",      "background_thread", "retain_min",
+                                                "retain_percent"};
   const char *prefix = "tamalloc: config: ";
   size_t lines = 0;
   bool seen[N_OPTS + 1] = {false};
@@ -301,7 +317,7 @@ static void test_verbose(void) {
   const char *v2[] = {"TAMALLOC_VERBOSE=1", "TAMALLOC_MMAP_THRESHOLD=1", "TAMALLOC_DECAY_MS=-1",
                       "TAMALLOC_ARENA_MAX=4", "TAMALLOC_BACKGROUND_THREAD=0", NULL};
   run_child("opts", v2, "TAMALLOC_VERBOSE=1 with settings");
-  const long want[N_OPTS + 1] = {0, THR_MIN, 131072, 131072, -1, 4, 0};
+  const long want[N_OPTS + 1] = {0, THR_MIN, 131072, 131072, -1, 4, 0, 64 << 20, 12};
   check_verbose("TAMALLOC_VERBOSE=1 with settings", want);
 
   const char *v0[] = {"TAMALLOC_VERBOSE=0", NULL};
@@ -374,6 +390,16 @@ static void test_mallopt_api(void) {
          "ta_mallopt(MMAP_THRESHOLD, 64 MiB): ta_getopt %ld, want %ld", ta_getopt(TA_OPT_MMAP_THRESHOLD), THR_MAX);
   EXPECT(ta_mallopt(TA_OPT_MMAP_THRESHOLD, thr) == 1 && ta_mallopt(TA_OPT_BACKGROUND_THREAD, bg) == 1,
          "restoring the options failed");
+  long rmin = ta_getopt(TA_OPT_RETAIN_MIN), rpct = ta_getopt(TA_OPT_RETAIN_PERCENT);
+  EXPECT(ta_mallopt(TA_OPT_RETAIN_MIN, 1L << 20) == 1 && ta_getopt(TA_OPT_RETAIN_MIN) == 1L << 20,
+         "ta_mallopt(RETAIN_MIN, 1 MiB) not taken");
+  EXPECT(ta_mallopt(TA_OPT_RETAIN_MIN, -1) == 0 && ta_getopt(TA_OPT_RETAIN_MIN) == 1L << 20,
+         "ta_mallopt(RETAIN_MIN, -1) taken");
+  EXPECT(ta_mallopt(TA_OPT_RETAIN_PERCENT, 101) == 0 && ta_mallopt(TA_OPT_RETAIN_PERCENT, 30) == 1 &&
+             ta_getopt(TA_OPT_RETAIN_PERCENT) == 30,
+         "ta_mallopt(RETAIN_PERCENT): 101 taken or 30 refused");
+  EXPECT(ta_mallopt(TA_OPT_RETAIN_MIN, rmin) == 1 && ta_mallopt(TA_OPT_RETAIN_PERCENT, rpct) == 1,
+         "restoring the retained cap failed");
   EXPECT(ta_getopt(99) == -1 || ta_getopt(99) == 0, "ta_getopt(99) = %ld for an unknown option", ta_getopt(99));
 }
 

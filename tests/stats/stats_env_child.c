@@ -14,7 +14,7 @@
 #include "tamalloc.h"
 
 static void print_opts(void) {
-  for (int opt = TA_OPT_MMAP_THRESHOLD; opt <= TA_OPT_BACKGROUND_THREAD; opt++)
+  for (int opt = TA_OPT_MMAP_THRESHOLD; opt <= TA_OPT_RETAIN_PERCENT; opt++)
     printf("opt %d %ld\n", opt, ta_getopt(opt));
 }
 
