@@ -231,7 +231,7 @@ ta_arena_t *ta_arena_new(uint8_t state) {
   arena->seg_lock = (ta_lock_t)TA_LOCK_INIT;
   arena->id = (unsigned)atomic_fetch_add_explicit(&arena_count, 1, memory_order_relaxed);
   arena->use_brk = !brk_arena_made;
-  arena->state = state;
+  __atomic_store_n(&arena->state, state, __ATOMIC_RELAXED);
   brk_arena_made = true;
   arena->all_next = ta_all_arenas;
   ta_all_arenas = arena;

@@ -98,7 +98,7 @@ void ta_arena_fork_child(ta_fork_phase_t phase, bool keep_arena) {
       a->owner_tid = self_tid();
     else if (a->state == TA_ARENA_BOUND || (a->state == TA_ARENA_POOLED && !in_pool) ||
              (a->state == TA_ARENA_SHARED && a != shared_arena))
-      a->state = TA_ARENA_ORPHANED;
+      __atomic_store_n(&a->state, TA_ARENA_ORPHANED, __ATOMIC_RELAXED);
   }
   reclaim_cursor = NULL;
   /* The pool's keep budget, recounted from the arenas the child's pool still holds. */
@@ -166,7 +166,7 @@ static ta_arena_t *arena_acquire(bool *out_of_memory) {
     arena->pool_next = NULL;
     atomic_fetch_sub_explicit(&pool_kept, arena->pool_kept, memory_order_relaxed);
     arena->pool_kept = 0;
-    arena->state = TA_ARENA_BOUND;
+    __atomic_store_n(&arena->state, TA_ARENA_BOUND, __ATOMIC_RELAXED);
     arena->owner_tid = self_tid();
     atomic_fetch_add_explicit(&ta_arena_adoptions, 1, memory_order_relaxed);
   }
@@ -187,7 +187,7 @@ static ta_arena_t *arena_acquire(bool *out_of_memory) {
 
 static void arena_release(ta_arena_t *arena) {
   ta_lock(&ta_pool_lock);
-  arena->state = TA_ARENA_POOLED;
+  __atomic_store_n(&arena->state, TA_ARENA_POOLED, __ATOMIC_RELAXED);
   arena->owner_tid = 0;
   arena->pool_next = pool;
   pool = arena;

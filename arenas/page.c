@@ -121,8 +121,11 @@ static ta_block_t *ghost_of(const ta_page_t *page) { return page->in_full ? NULL
  * and no more than the page's blocks walked (a cycle). Aborts naming b otherwise. Every walk of a
  * page's list goes through this: a forged link is caught before it is followed or used as an index.
  * The list heads are trusted: the owner wrote them, or a remote free pushed a block that passed
- * ta_arena_page_checked. The ghost's link is ghost_next. */
-static ta_block_t *list_next(const ta_page_t *page, const ta_block_t *b, uint32_t *steps) {
+ * ta_arena_page_checked. The ghost's link is ghost_next. Not instrumented for ThreadSanitizer: a
+ * collector walks lists behind a running owner's back (page_purge_inside says why that is safe);
+ * every other walk is ordered by arena->busy. */
+__attribute__((no_sanitize("thread"))) static ta_block_t *list_next(const ta_page_t *page, const ta_block_t *b,
+                                                                     uint32_t *steps) {
   ta_block_t *next = b == ghost_of(page) ? block_at(page, page->ghost_next) : ta_link_decode(b->next_enc);
   if (ta_unlikely((next != NULL && !ta_page_has_block(page, next)) || ++*steps > page->capacity))
     ta_page_corrupt(b);

@@ -444,7 +444,7 @@ static bool plan_segment(ta_arena_t *arena, ta_segment_t *seg, uint32_t now, lon
     job->release = true;
     return true;
   }
-  if (brk_top) {
+  if (brk_top && !keep_mapped) {
     uint64_t in_use = (all & ~seg->free_units) | 1;
     unsigned used_end = 64u - (unsigned)__builtin_clzll(in_use);
     uint64_t tail = all & ~ta_units_below(used_end);
@@ -481,7 +481,8 @@ size_t ta_seg_trim(ta_arena_t *arena, uint32_t now, bool force, size_t top_pad, 
    * gone: the units it held out of the masks stay out (free memory lost to the child, no block). */
   if (arena->tainted) return 0; /* a fork child's arena whose lists may be half edited */
   if (!ta_arena_trim_claim(arena, force)) return 0;
-  /* A pass with a budget (the retained cap, a thread's exit) purges but unmaps nothing: the memory
+  /* A pass with a budget (the retained cap, a thread's exit) purges but unmaps nothing and leaves the
+   * break where it is (a brk top cut to its header would sit on the full list for good): the memory
    * is needed again soon more often than not, and munmap (with every thread's TLB to flush) and the
    * mmap that follows cost more than madvise (measured on waves of short threads: 1,679 munmap calls
    * took 2.3 s of 500 threads' time). Scheduled passes unmap the segments that stay empty. */
