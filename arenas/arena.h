@@ -113,6 +113,11 @@ void ta_arena_span_freed(ta_arena_t *arena, uint32_t now);
 size_t ta_arena_count(void);
 /* Calls fn on every arena ever made (they are never freed); fn runs with no lock held. */
 void ta_arena_foreach(void (*fn)(ta_arena_t *arena, void *ctx), void *ctx);
+/* resize.c: the caller, the owner of `arena`, holds block p of page (checked by
+ * ta_arena_page_checked) and wants it to hold `size` bytes (<= TA_CLASS_MAX_SIZE). True if the block
+ * now does, where it is, with page's class the class of `size`; false, nothing changed, if the rule
+ * at the top of resize.c does not allow it. Enters the arena's slow path itself. */
+bool ta_arena_resize_in_place(ta_arena_t *arena, ta_page_t *page, void *p, size_t size);
 /* page.c */
 void ta_page_free_slow(ta_page_t *page);
 void ta_page_free_remote(ta_page_t *page, ta_block_t *block);

@@ -54,13 +54,11 @@ void ta_page_purged_clear(ta_page_t *page) {
   page->has_purged = 0;
 }
 
-void ta_page_init(ta_page_t *page, ta_arena_t *arena, unsigned cls, unsigned units) {
-  ta_segment_t *seg = ta_seg_of(page);
+/* The descriptor's geometry for blocks of class cls in a span of `units` units: block size, the
+ * divisibility constants of ta_page_has_block and ta_arena_page_checked, reserved. */
+static void page_geometry(ta_page_t *page, unsigned cls, unsigned units) {
   size_t bs = ta_class_size(cls);
-  page->free = NULL;
-  page->used = 0;
   page->block_size = (uint32_t)bs;
-  page->start = (uintptr_t)seg + (size_t)(page - seg->pages) * TA_UNIT_SIZE;
   page->recip = (((uint64_t)1 << TA_RECIP_SHIFT) + bs - 1) / bs;
   page->recip_hi = page->recip << (64 - TA_RECIP_SHIFT);
   unsigned shift = (unsigned)__builtin_ctzll(bs);
@@ -68,14 +66,28 @@ void ta_page_init(ta_page_t *page, ta_arena_t *arena, unsigned cls, unsigned uni
   for (int i = 0; i < 5; i++) inv *= 2 - odd * inv;
   page->inv = inv;
   page->shift = (uint8_t)shift;
+  page->reserved = (uint32_t)((size_t)units * TA_UNIT_SIZE / bs);
+  page->cls = (uint8_t)cls;
+  page->units = (uint8_t)units;
+}
+
+void ta_page_reclass(ta_page_t *page, unsigned cls, unsigned units) {
+  page_geometry(page, cls, units);
+  page->capacity = 1;
+  atomic_store_explicit(&page->carved, (uint64_t)page->block_size, memory_order_relaxed);
+}
+
+void ta_page_init(ta_page_t *page, ta_arena_t *arena, unsigned cls, unsigned units) {
+  ta_segment_t *seg = ta_seg_of(page);
+  page->free = NULL;
+  page->used = 0;
+  page->start = (uintptr_t)seg + (size_t)(page - seg->pages) * TA_UNIT_SIZE;
+  page_geometry(page, cls, units);
   atomic_store_explicit(&page->carved, 0, memory_order_relaxed);
   page->parked_live = 0;
   page->arena = arena;
   atomic_store_explicit(&page->xfree, 0, memory_order_relaxed);
   page->capacity = 0;
-  page->reserved = (uint32_t)((size_t)units * TA_UNIT_SIZE / bs);
-  page->cls = (uint8_t)cls;
-  page->units = (uint8_t)units;
   page->in_full = 0;
   page->retired_size = 0;
   page->next = page->prev = NULL;
@@ -84,8 +96,7 @@ void ta_page_init(ta_page_t *page, ta_arena_t *arena, unsigned cls, unsigned uni
 }
 
 /* Carve the next stretch of never-used blocks onto the local list (which must be empty). Carving
- * lazily, a few KiB at a time, keeps untouched parts of a span out of the resident set. */
-#define TA_CARVE_BYTES ((size_t)8192)
+ * lazily, TA_CARVE_BYTES at a time, keeps untouched parts of a span out of the resident set. */
 bool ta_page_extend(ta_page_t *page) {
   ta_assert(page->free == NULL);
   uint32_t left = page->reserved - page->capacity;

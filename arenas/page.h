@@ -7,7 +7,13 @@
 
 #pragma GCC visibility push(hidden)
 
+/* Pages carve this many bytes of blocks at a time (at least one block): a block above half of it
+ * is carved alone. */
+#define TA_CARVE_BYTES ((size_t)8192)
 void ta_page_init(ta_page_t *page, ta_arena_t *arena, unsigned cls, unsigned units);
+/* The geometry of a page holding one carved block, block 0, changed for class cls in `units` units
+ * (arenas/resize.c): capacity 1, carved one block of the new size. Nothing else is touched. */
+void ta_page_reclass(ta_page_t *page, unsigned cls, unsigned units);
 bool ta_page_extend(ta_page_t *page);
 bool ta_page_collect(ta_page_t *page);
 bool ta_page_try_park(ta_page_t *page);

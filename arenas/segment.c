@@ -383,6 +383,49 @@ void ta_seg_span_free(ta_page_t *page, uint32_t now) {
   ta_unlock(&arena->seg_lock);
 }
 
+/* In-place resizing (arenas/resize.c). The units right after a live span, up to `units` in all,
+ * join it if they are all free: they leave the free and dirty masks, and name the span's descriptor
+ * (unit_span) before the caller lets its carved bound reach them. Owner only, as span_take. */
+bool ta_seg_span_grow(ta_page_t *page, unsigned units) {
+  ta_segment_t *seg = ta_seg_of(page);
+  ta_arena_t *arena = seg->arena;
+  unsigned head = (unsigned)(page - seg->pages), from = head + page->units;
+  ta_assert(units > page->units && units <= TA_SPAN_MAX_UNITS);
+  if (head + units > TA_UNITS) return false;
+  uint64_t bits = (((uint64_t)1 << (units - page->units)) - 1) << from;
+  bool ok = false;
+  ta_lock(&arena->seg_lock);
+  if ((seg->free_units & bits) == bits) {
+    seg->free_units &= ~bits;
+    dirty_sub(seg->dirty_units & bits);
+    seg->dirty_units &= ~bits;
+    for (unsigned u = from; u < head + units; u++) seg->unit_span[u] = (uint16_t)(head * sizeof(ta_page_t));
+    seg_requeue(arena, seg);
+    ok = true;
+  }
+  ta_unlock(&arena->seg_lock);
+  return ok;
+}
+
+/* The tail of a span, units [keep, had) counted from its head, goes back to the segment, dirty since
+ * `now`, as ta_seg_span_free gives back a whole span. The caller has already shortened the
+ * descriptor (units, carved), so the units keep naming a live span whose carved bound ends before
+ * them, and every pointer into them is rejected. Owner only. */
+void ta_seg_span_shrink(ta_page_t *page, unsigned had, unsigned keep, uint32_t now) {
+  ta_segment_t *seg = ta_seg_of(page);
+  ta_arena_t *arena = seg->arena;
+  unsigned head = (unsigned)(page - seg->pages);
+  ta_assert(keep >= 1 && keep < had && head + had <= TA_UNITS);
+  uint64_t bits = (((uint64_t)1 << (had - keep)) - 1) << (head + keep);
+  ta_lock(&arena->seg_lock);
+  seg->free_units |= bits;
+  dirty_add(bits & ~seg->dirty_units);
+  seg->dirty_units |= bits;
+  for (unsigned u = head + keep; u < head + had; u++) seg->dirty_since[u] = now;
+  seg_requeue(arena, seg);
+  ta_unlock(&arena->seg_lock);
+}
+
 /* seg_lock held: a segment a failed release had unlinked goes back on the arena's lists. */
 static void seg_relink(ta_arena_t *arena, ta_segment_t *seg) {
   seg->in_full_list = 0;

@@ -13,8 +13,10 @@
  *    A free unit keeps naming the descriptor of the span it last belonged to, now retired (nothing
  *    carved: it rejects every pointer, but remembers its block size, so a second free of one of its
  *    blocks is named a double free), or pages[0] (the header's, never live) if it never belonged to
- *    one. That descriptor may since head a newer, shorter span that does not reach the unit; its
- *    carved bound, which ends inside that span, still rejects every pointer into the unit. A byte
+ *    one. That descriptor may since head a newer, shorter span that does not reach the unit (or the
+ *    same span, shrunk in place by realloc: arenas/resize.c); its carved bound, which ends inside
+ *    that span, still rejects every pointer into the unit. A span that grows in place
+ *    (arenas/resize.c) takes free units right after it and names itself in their unit_span first. A byte
  *    offset rather than an index spares the free path a multiplication.
  *  - Pointers outside every segment are either large blocks, found in the registry of src/large.c,
  *    or not ours at all.
@@ -195,6 +197,11 @@ void ta_segmap_set(ta_segment_t *seg, bool live);
 ta_page_t *ta_seg_span_alloc(ta_arena_t *arena, unsigned units);
 /* The span goes back to its segment, dirty since `now`. Owner only. */
 void ta_seg_span_free(ta_page_t *page, uint32_t now);
+/* In-place resizing (arenas/resize.c), owner only: the free units right after the span join it, up
+ * to `units` in all (false, nothing changed, if any of them is not free); the units of a span from
+ * `keep` to `had` go back to the segment, dirty since `now` (the descriptor already says `keep`). */
+bool ta_seg_span_grow(ta_page_t *page, unsigned units);
+void ta_seg_span_shrink(ta_page_t *page, unsigned had, unsigned keep, uint32_t now);
 /* Unlink an empty segment from its arena and give it back to the OS (seg_lock not held).
  * False if it must stay: a brk segment that is not the top of the heap. */
 bool ta_seg_release(ta_segment_t *seg);

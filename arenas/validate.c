@@ -10,7 +10,9 @@
  *    segments without free units;
  *  - each segment's units: dirty ones free, free ones mapped, every other mapped unit in exactly one
  *    live span whose units all name its descriptor (unit_span), and no pointer into a free unit
- *    passing as a block of the descriptor that unit names;
+ *    passing as a block of the descriptor that unit names (also after a span grew or shrank in place,
+ *    arenas/resize.c); no free unit, and no unit of a span without released OS pages, marked as
+ *    released (purged_os);
  *  - each live page: owner, geometry (class, block size, start, reciprocal, reserved), counts
  *    (carved = capacity * block size <= reserved * block size, the CURRENT_BIAS and parked
  *    invariants), its local and xfree lists (walks bounded by a bitmap of the carved blocks: every
@@ -148,6 +150,9 @@ static void check_segment(walk_t *w, ta_segment_t *seg) {
       uint64_t carved = atomic_load_explicit(&page->carved, memory_order_relaxed);
       need((uintptr_t)unit_addr(seg, u) - page->start >= carved, "free unit inside a page's carved blocks",
            unit_addr(seg, u));
+      /* A span clears its units' marks when it retires or gives units back (arenas/resize.c), so
+       * a span that takes free units, at its start or by growing in place, finds none. */
+      need(seg->pages[u].purged_os == 0, "free unit marked as released inside a span", unit_addr(seg, u));
       u++;
       continue;
     }
@@ -157,6 +162,8 @@ static void check_segment(walk_t *w, ta_segment_t *seg) {
     for (unsigned k = u + 1; k < u + units; k++)
       need(((free_units >> k) & 1) == 0 && seg->unit_span[k] == off, "unit of a span does not name it",
            unit_addr(seg, k));
+    for (unsigned k = u; k < u + units && !page->has_purged; k++)
+      need(seg->pages[k].purged_os == 0, "span unit marked released while its page says none is", unit_addr(seg, k));
     check_page(w, seg, u);
     u += units;
   }

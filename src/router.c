@@ -127,9 +127,10 @@ static _Atomic size_t realloc_copied;
 
 size_t ta_router_realloc_copied(void) { return atomic_load_explicit(&realloc_copied, memory_order_relaxed); }
 
-/* Copying is the last resort: a bin block that still fits stays, a mapped block that stays above the
- * threshold (or the classes) is resized by mremap, which moves page tables, not bytes. Only a move
- * between the bins, or between the bins and a mapping, copies. */
+/* Copying is the last resort: a bin block that still fits stays, a bin block alone in its span
+ * changes class in place when the span can become the new class's (arenas/resize.c), a mapped
+ * block that stays above the threshold (or the classes) is resized by mremap, which moves page
+ * tables, not bytes. Only a move between the bins, or between the bins and a mapping, copies. */
 void *ta_router_realloc(void *p, size_t size) {
   if (p == NULL) return ta_router_malloc(size);
   if (size == 0) {
@@ -145,6 +146,11 @@ void *ta_router_realloc(void *p, size_t size) {
   size_t old = usable_checked("realloc", p, &page, NULL);
   if (page != NULL) {
     if (size <= old && ta_class_of(size) + TA_REALLOC_KEEP_CLASSES >= page->cls) return p;
+    /* A block alone in its span may change class where it is (arenas/resize.c), on its owner's
+     * thread, if the new size is one the router would give to the bins. */
+    if (page->capacity == 1 && page->arena == ta_tls_arena && size < ta_mmap_threshold() &&
+        size <= TA_CLASS_MAX_SIZE && ta_arena_resize_in_place(page->arena, page, p, size))
+      return p;
   } else if (size >= ta_mmap_threshold() || size > TA_CLASS_MAX_SIZE) {
     bool live;
     void *q = ta_large_resize(p, size, &live);

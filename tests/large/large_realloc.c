@@ -1,5 +1,5 @@
-/* realloc across every path a block can take (in place within a block, between size classes, bins
- * to a mapping at the mmap threshold, mapping to mapping by mremap, mapping back to the bins), at
+/* realloc across every path a block can take (in place within a block, or by a change of its span's
+ * class (arenas/resize.c), between size classes, bins to a mapping at the mmap threshold, mapping to mapping by mremap, mapping back to the bins), at
  * the edges of the classes near 1 MiB, of the largest class (TA_CLASS_MAX_SIZE) and of the
  * threshold, with the threshold set to several values, also changed between the malloc and the
  * realloc. Every byte the block keeps is checked after every step, and the router's copy counter
@@ -65,11 +65,17 @@ static unsigned char *step(unsigned char *p, size_t a, size_t b, uint32_t tag, i
     CHECK(remaps <= (unsigned long)mapped_for(b, t));
     if (b <= usable && b > usable / 2)
       CHECK_MSG(q == p && copied == 0, "realloc %zu -> %zu inside a %zu-byte block moved", a, b, usable);
-    else if (b <= usable / 4 || b > usable)
-      CHECK_MSG(q != p && copied == full, "realloc %zu -> %zu out of a %zu-byte block copied %zu", a, b, usable,
-                copied);
+    else if (q == p && b <= usable && b > usable / 4)
+      CHECK(copied == 0); /* within four classes of the block: it may stay */
+    else if (q == p)
+      /* Resized in place (arenas/resize.c): the block alone in its span took the class of b, which
+       * the bins serve, a class carved one block at a time (above 4 KiB). Nothing copied. */
+      CHECK_MSG(copied == 0 && !mapped_for(b, t) && b > 4096 && ta_usable_size(q) >= b &&
+                    ta_usable_size(q) <= b + b / 4 + 16,
+                "realloc %zu -> %zu of a %zu-byte block stayed: copied %zu, now %zu bytes", a, b, usable, copied,
+                ta_usable_size(q));
     else
-      CHECK(q == p ? copied == 0 : copied == full);
+      CHECK_MSG(copied == full, "realloc %zu -> %zu out of a %zu-byte block copied %zu", a, b, usable, copied);
     if (q != p) *mapped = mapped_for(b, t);
   }
   CHECK(ta_usable_size(q) >= b);
