@@ -397,7 +397,7 @@ bool ta_seg_span_grow(ta_page_t *page, unsigned units) {
   ta_lock(&arena->seg_lock);
   if ((seg->free_units & bits) == bits) {
     seg->free_units &= ~bits;
-    dirty_sub(seg->dirty_units & bits);
+    dirty_sub(seg, seg->dirty_units & bits);
     seg->dirty_units &= ~bits;
     for (unsigned u = from; u < head + units; u++) seg->unit_span[u] = (uint16_t)(head * sizeof(ta_page_t));
     seg_requeue(arena, seg);
@@ -419,7 +419,7 @@ void ta_seg_span_shrink(ta_page_t *page, unsigned had, unsigned keep, uint32_t n
   uint64_t bits = (((uint64_t)1 << (had - keep)) - 1) << (head + keep);
   ta_lock(&arena->seg_lock);
   seg->free_units |= bits;
-  dirty_add(bits & ~seg->dirty_units);
+  dirty_add(seg, bits & ~seg->dirty_units);
   seg->dirty_units |= bits;
   for (unsigned u = head + keep; u < head + had; u++) seg->dirty_since[u] = now;
   seg_requeue(arena, seg);
