@@ -264,12 +264,25 @@ static cache_shard_t *cache_own(void) {
 
 static uint64_t cache_units(size_t size) { return ((uint64_t)1 << CACHE_COUNT_SHIFT) | size / TA_PAGE; }
 
+/* The byte limit: TA_CACHE_MAX_BYTES, and no more than the trim threshold (twice the largest block
+ * freed above the threshold once it adapted, as glibc keeps at each arena's heap top) for each
+ * thread dealt a shard, up to the shards, so that what is retained stays about what glibc's heaps
+ * would keep (issue 12: peak RSS within 1.1x glibc's) while threads that each recycle a buffer still
+ * find theirs. */
+static size_t cache_max_bytes(void) {
+  size_t t = atomic_load_explicit(&ta_config.trim_threshold, memory_order_relaxed);
+  unsigned users = atomic_load_explicit(&cache_deal, memory_order_relaxed);
+  users = users == 0 ? 1 : users > TA_CACHE_SHARDS ? TA_CACHE_SHARDS : users;
+  if (t > TA_CACHE_MAX_BYTES / users) return TA_CACHE_MAX_BYTES;
+  return t * users;
+}
+
 /* Room for one more retained mapping of `size` bytes within both limits: reserved, true. */
 static bool cache_reserve(size_t size) {
   uint64_t cur = atomic_load_explicit(&cache_held, memory_order_relaxed);
   for (;;) {
     if ((cur >> CACHE_COUNT_SHIFT) + 1 > TA_CACHE_SLOTS) return false;
-    if (((cur & CACHE_PAGES_MASK) + size / TA_PAGE) * TA_PAGE > TA_CACHE_MAX_BYTES) return false;
+    if (((cur & CACHE_PAGES_MASK) + size / TA_PAGE) * TA_PAGE > cache_max_bytes()) return false;
     if (atomic_compare_exchange_weak_explicit(&cache_held, &cur, cur + cache_units(size), memory_order_relaxed,
                                               memory_order_relaxed))
       return true;
@@ -282,6 +295,13 @@ static void cache_unreserve(size_t size) {
 
 /* A retained mapping serves a request that needs at most a quarter less. */
 static bool cache_fits(size_t have, size_t need) { return have >= need && have <= need + need / 4; }
+
+/* A retained mapping larger than a request by at least this much is split: the request takes its
+ * head, its tail stays retained (no system call: both are ranges of the same mapping, and munmap and
+ * mremap take any page range). Smaller tails could serve no heap request (those are above the 1 MiB
+ * class) and are cut off instead. */
+#define TA_CACHE_SPLIT_MIN ((size_t)1 << 20)
+static bool cache_splits(size_t have, size_t need) { return have >= need && have - need >= TA_CACHE_SPLIT_MIN; }
 
 /* c->lock held: the index of the retained mapping that best serves `need` bytes: the smallest that
  * is large enough, else the largest (the caller resizes it; its resident pages are reused either
@@ -301,9 +321,11 @@ static int cache_best(const cache_shard_t *c, size_t need) {
 }
 
 /* A retained mapping for `need` bytes, its reservation in cache_held released: one that fits
- * (cache_fits) from this thread's shard, else from another shard, else the best misfit found, from
- * this thread's shard first (a misfit costs an mremap; looking at the other shards first costs a
- * few uncontended locks). */
+ * (cache_fits) or splits (cache_splits: the head is taken, the tail stays in its slot) from this
+ * thread's shard, else from another shard, else the best misfit found, from this thread's shard
+ * first (a misfit costs an mremap; looking at the other shards first costs a few uncontended locks).
+ * Measured (issue 12): without the split, large_loop's freed 5-25 MiB mappings met a request of
+ * another size, and the mremap that cut them gave back pages the next request faulted in again. */
 static char *cache_take(size_t need, size_t *size) {
   unsigned start = (unsigned)(cache_own() - cache);
   for (int pass = 0; pass < 2; pass++) {
@@ -311,9 +333,16 @@ static char *cache_take(size_t need, size_t *size) {
       cache_shard_t *c = &cache[(start + k) % TA_CACHE_SHARDS];
       if (atomic_load_explicit(&c->avail, memory_order_relaxed) == 0) continue;
       char *base = NULL;
+      bool split = false;
       ta_lock(&c->lock);
       int best = cache_best(c, need);
-      if (best >= 0 && (pass == 1 || cache_fits(c->e[best].size, need))) {
+      if (best >= 0 && cache_splits(c->e[best].size, need)) {
+        base = c->e[best].base;
+        *size = need;
+        split = true;
+        c->e[best].base += need;
+        c->e[best].size -= need;
+      } else if (best >= 0 && (pass == 1 || cache_fits(c->e[best].size, need))) {
         base = c->e[best].base;
         *size = c->e[best].size;
         c->e[best] = c->e[--c->n];
@@ -321,7 +350,8 @@ static char *cache_take(size_t need, size_t *size) {
       }
       ta_unlock(&c->lock);
       if (base != NULL) {
-        cache_unreserve(*size);
+        /* A split leaves the entry (its count) and takes only the head's pages. */
+        atomic_fetch_sub_explicit(&cache_held, split ? *size / TA_PAGE : cache_units(*size), memory_order_relaxed);
         return base;
       }
     }
@@ -337,6 +367,50 @@ static void cache_put(char *base, size_t size) {
   c->e[c->n++] = (cache_entry_t){.base = base, .size = size, .since = ta_os_clock_ms()};
   atomic_store_explicit(&c->avail, c->n, memory_order_relaxed);
   ta_unlock(&c->lock);
+}
+
+/* A free that finds the limits full makes room for its mapping by unmapping smaller retained ones,
+ * smallest first: a larger mapping serves more requests (cache_splits), and the one being freed is
+ * resident now, while the small ones are mostly tails. True once `size` is reserved; false if only
+ * mappings at least as large are retained. No lock is held across the munmap. Measured (issue 12):
+ * with tails kept but no eviction, large_loop's frees found the 128 MiB full of tails and unmapped
+ * the freed 5-25 MiB blocks (90 of 250 frees), and the next requests grew tails by mremap, faulting. */
+static bool cache_make_room(size_t size) {
+  for (unsigned tries = 0; tries <= TA_CACHE_SLOTS; tries++) {
+    if (cache_reserve(size)) return true;
+    unsigned vk = 0;
+    char *vbase = NULL;
+    size_t vsize = size;
+    for (unsigned k = 0; k < TA_CACHE_SHARDS; k++) {
+      cache_shard_t *c = &cache[k];
+      if (atomic_load_explicit(&c->avail, memory_order_relaxed) == 0) continue;
+      ta_lock(&c->lock);
+      for (unsigned i = 0; i < c->n; i++)
+        if (c->e[i].size < vsize) {
+          vk = k;
+          vbase = c->e[i].base;
+          vsize = c->e[i].size;
+        }
+      ta_unlock(&c->lock);
+    }
+    if (vbase == NULL) return false;
+    cache_shard_t *c = &cache[vk];
+    bool taken = false;
+    ta_lock(&c->lock);
+    for (unsigned i = 0; i < c->n; i++)
+      if (c->e[i].base == vbase && c->e[i].size == vsize) {
+        c->e[i] = c->e[--c->n];
+        atomic_store_explicit(&c->avail, c->n, memory_order_relaxed);
+        taken = true;
+        break;
+      }
+    ta_unlock(&c->lock);
+    if (taken) {
+      ta_os_unmap(vbase, vsize);
+      cache_unreserve(vsize);
+    }
+  }
+  return false;
 }
 
 /* ---- fork ---- */
@@ -552,7 +626,7 @@ bool ta_large_free(void *p, bool *retained) {
   size_t usable = ta_large_view_usable(&v);
   /* Below the threshold (it rose after this block was made, or the block came from a retained
    * mapping): keep the mapping for the next request of its size, if there is room. */
-  if (v.map_offset == 16 && usable <= ta_mmap_threshold() && cache_reserve(v.map_size)) {
+  if (v.map_offset == 16 && usable <= ta_mmap_threshold() && cache_make_room(v.map_size)) {
     cache_put(base, v.map_size);
     *retained = true;
     return true;
