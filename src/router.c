@@ -148,7 +148,8 @@ void *ta_router_realloc(void *p, size_t size) {
     if (size <= old && ta_class_of(size) + TA_REALLOC_KEEP_CLASSES >= page->cls) return p;
     /* A block alone in its span may change class where it is (arenas/resize.c), on its owner's
      * thread, if the new size is one the router would give to the bins. */
-    if (page->capacity == 1 && page->arena == ta_tls_arena && size < ta_mmap_threshold() &&
+    /* The owner test first: capacity is the owner's to read. */
+    if (page->arena == ta_tls_arena && page->capacity == 1 && size < ta_mmap_threshold() &&
         size <= TA_CLASS_MAX_SIZE && ta_arena_resize_in_place(page->arena, page, p, size))
       return p;
   } else if (size >= ta_mmap_threshold() || size > TA_CLASS_MAX_SIZE) {

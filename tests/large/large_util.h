@@ -1,18 +1,13 @@
-/* Helpers of the large-block tests: a pattern that names its block and offset, and resident memory
- * read from /proc/self without allocating (open/read into a static buffer, as tests/trim does), so
- * that reading does not move what is measured. */
+/* Helpers of the large-block tests: a pattern that names its block and offset; resident memory is
+ * read with tests/trim's helpers (from /proc/self, without allocating). */
 #ifndef TA_LARGE_UTIL_H
 #define TA_LARGE_UTIL_H
 
-#include <fcntl.h>
-#include <time.h>
-#include <unistd.h>
-
 #include "tamalloc.h"
 #include "test.h"
+#include "trim/trim_util.h" /* rss_bytes, sleep_ms, rss_wait_below, MIB */
 
 #define KIB ((size_t)1 << 10)
-#define MIB ((size_t)1 << 20)
 
 /* The pattern of a block tagged `tag`: byte i is byte i % 8 of word i / 8 (wordv). Filled and
  * checked a word at a time, so multi-megabyte blocks are checked whole at memory speed. */
@@ -58,43 +53,6 @@ static inline int pat_sparse_ok(const unsigned char *p, uint32_t tag, size_t n) 
   for (size_t i = 4096; i + 8 <= n; i += 4096)
     if (pat_check(p, tag, i, i + 8) != i + 8) return 0;
   return 1;
-}
-
-static char large_proc_buf[1 << 16];
-
-static inline size_t proc_read(const char *path) {
-  int fd = open(path, O_RDONLY);
-  CHECK(fd >= 0);
-  size_t n = 0;
-  ssize_t r;
-  while (n < sizeof large_proc_buf - 1 && (r = read(fd, large_proc_buf + n, sizeof large_proc_buf - 1 - n)) > 0)
-    n += (size_t)r;
-  close(fd);
-  large_proc_buf[n] = '\0';
-  return n;
-}
-
-/* Resident set size in bytes (statm's second field). */
-static inline size_t rss_bytes(void) {
-  proc_read("/proc/self/statm");
-  char *p = large_proc_buf;
-  while (*p && *p != ' ') p++;
-  return (size_t)strtoull(p, NULL, 10) * (size_t)sysconf(_SC_PAGESIZE);
-}
-
-static inline void sleep_ms(long ms) {
-  struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-  nanosleep(&ts, NULL);
-}
-
-/* Polls until RSS is at most `limit`, for up to `max_ms`; returns the last RSS seen. */
-static inline size_t rss_wait_below(size_t limit, long max_ms) {
-  size_t r = rss_bytes();
-  for (long t = 0; r > limit && t < max_ms; t += 50) {
-    sleep_ms(50);
-    r = rss_bytes();
-  }
-  return r;
 }
 
 #endif
