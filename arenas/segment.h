@@ -142,11 +142,17 @@ struct ta_segment_s {
   uint8_t origin;                /* ta_seg_origin_t */
   uint8_t mapped_units;          /* seg_lock: units backed by memory: 64 but on a trimmed brk top */
   uint8_t in_full_list;          /* seg_lock: on the arena's list of segments without free units */
+  /* seg_lock: the segment was empty and a pass released the header's memory past its first OS page
+   * (descriptors only, all retired: zero reads as a descriptor that holds nothing); the next span
+   * taken from it writes them again. */
+  uint8_t hdr_released;
   uint16_t unit_span[TA_UNITS];  /* owner: unit -> byte offset of its span's page from pages[0] */
   uint32_t dirty_since[TA_UNITS]; /* seg_lock: trim clock (ms) when the unit became dirty */
   ta_page_t pages[TA_UNITS];     /* descriptors; pages[0] is never live */
 };
 _Static_assert(sizeof(ta_segment_t) <= TA_UNIT_SIZE, "segment header must fit in unit 0");
+_Static_assert(__builtin_offsetof(ta_segment_t, pages) <= TA_PAGE,
+               "an empty segment's header past its first OS page holds descriptors only (hdr_released)");
 _Static_assert(TA_UNITS == 64, "free_units is one 64-bit mask");
 _Static_assert(TA_UNITS * sizeof(ta_page_t) <= UINT16_MAX, "unit_span offsets fit 16 bits");
 _Static_assert(TA_SPAN_MAX_UNITS * TA_UNIT_SIZE >= TA_CLASS_MAX_SIZE, "largest class fits a span");
