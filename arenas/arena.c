@@ -63,25 +63,37 @@ bool ta_arena_trim_claim(ta_arena_t *arena, bool wait) {
 #define TA_SLOW_SPIN 64
 static __thread ta_arena_t *tls_slow_arena __attribute__((tls_model("initial-exec")));
 
+/* Sets arena->busy to `who` once it is clear; spins a little, then yields. Without `wait`, gives up
+ * at the first refusal. */
+static bool busy_claim(ta_arena_t *arena, uint8_t who, bool wait) {
+  uint8_t idle = 0;
+  for (unsigned spins = 0; !atomic_compare_exchange_weak_explicit(&arena->busy, &idle, who, memory_order_acquire,
+                                                                  memory_order_relaxed);
+       spins++) {
+    if (!wait) return false;
+    idle = 0;
+    if (spins >= TA_SLOW_SPIN) sched_yield();
+  }
+  return true;
+}
+
+static void busy_release(ta_arena_t *arena) {
+  atomic_store_explicit(&arena->busy, 0, memory_order_release);
+  ta_busy_leave();
+}
+
 void ta_arena_slow_enter(ta_arena_t *arena) {
   /* A signal handler that allocates while this thread runs a slow path would wait for itself. */
   if (ta_unlikely(tls_slow_arena == arena))
     ta_fatal("an arena's slow path was entered twice by one thread: was malloc called from a signal handler?");
   ta_busy_enter();
-  uint8_t idle = 0;
-  for (unsigned spins = 0; !atomic_compare_exchange_weak_explicit(&arena->busy, &idle, TA_BUSY_OWNER,
-                                                                  memory_order_acquire, memory_order_relaxed);
-       spins++) {
-    idle = 0;
-    if (spins >= TA_SLOW_SPIN) sched_yield();
-  }
+  busy_claim(arena, TA_BUSY_OWNER, true);
   tls_slow_arena = arena;
 }
 
 void ta_arena_slow_leave(ta_arena_t *arena) {
   tls_slow_arena = NULL;
-  atomic_store_explicit(&arena->busy, 0, memory_order_release);
-  ta_busy_leave();
+  busy_release(arena);
 }
 
 /* Collector, arena->busy held: the arena's xfree list sorted out (see the protocol above). */
@@ -155,23 +167,12 @@ static void collect_parked(ta_arena_t *arena, uint32_t now) {
 bool ta_arena_collector_claim(ta_arena_t *arena, bool wait) {
   if (arena->tainted) return false;
   ta_busy_enter();
-  uint8_t idle = 0;
-  while (!atomic_compare_exchange_weak_explicit(&arena->busy, &idle, TA_BUSY_COLLECTOR, memory_order_acquire,
-                                                memory_order_relaxed)) {
-    if (!wait) {
-      ta_busy_leave();
-      return false;
-    }
-    idle = 0;
-    sched_yield();
-  }
-  return true;
+  if (busy_claim(arena, TA_BUSY_COLLECTOR, wait)) return true;
+  ta_busy_leave();
+  return false;
 }
 
-void ta_arena_collector_release(ta_arena_t *arena) {
-  atomic_store_explicit(&arena->busy, 0, memory_order_release);
-  ta_busy_leave();
-}
+void ta_arena_collector_release(ta_arena_t *arena) { busy_release(arena); }
 
 size_t ta_arena_collect_idle(ta_arena_t *arena, uint32_t now, bool wait, bool all) {
   if (!ta_arena_collector_claim(arena, wait)) return 0;

@@ -120,14 +120,6 @@ bool ta_page_extend(ta_page_t *page) {
  * walkers take the ghost's successor from ghost_next instead of from the block's link, which reads
  * zero now, and the ghost counts as off the list. The owner makes the list real again
  * (ta_page_unghost) before it pops from the page or parks it. */
-static ta_block_t *block_at(const ta_page_t *page, unsigned idx1) {
-  return idx1 ? (ta_block_t *)(page->start + (size_t)(idx1 - 1) * page->block_size) : NULL;
-}
-static unsigned index1_of(const ta_page_t *page, const ta_block_t *b) {
-  return b ? (unsigned)(((uintptr_t)b - page->start) / page->block_size) + 1 : 0;
-}
-static ta_block_t *ghost_of(const ta_page_t *page) { return page->in_full ? NULL : block_at(page, page->ghost); }
-
 /* The link stored in b, a block on one of page's lists, checked: a carved block of the page or NULL,
  * and no more than the page's blocks walked (a cycle). Aborts naming b otherwise. Every walk of a
  * page's list goes through this: a forged link is caught before it is followed or used as an index.
@@ -137,16 +129,16 @@ static ta_block_t *ghost_of(const ta_page_t *page) { return page->in_full ? NULL
  * every other walk is ordered by arena->busy. */
 __attribute__((no_sanitize("thread"))) static ta_block_t *list_next(const ta_page_t *page, const ta_block_t *b,
                                                                      uint32_t *steps) {
-  ta_block_t *next = b == ghost_of(page) ? block_at(page, page->ghost_next) : ta_link_decode(b->next_enc);
+  ta_block_t *next = b == ta_page_ghost(page) ? ta_page_block_at(page, page->ghost_next) : ta_link_decode(b->next_enc);
   if (ta_unlikely((next != NULL && !ta_page_has_block(page, next)) || ++*steps > page->capacity))
     ta_page_corrupt(b);
   return next;
 }
 
 void ta_page_unghost(ta_page_t *page) {
-  ta_block_t *ghost = ghost_of(page);
+  ta_block_t *ghost = ta_page_ghost(page);
   if (ghost == NULL) return;
-  ta_block_t *after = block_at(page, page->ghost_next);
+  ta_block_t *after = ta_page_block_at(page, page->ghost_next);
   if (page->free == ghost) {
     page->free = after;
   } else {
@@ -225,9 +217,9 @@ __attribute__((no_sanitize("thread"))) static size_t page_purge_inside(ta_page_t
   size_t bs = page->block_size;
   ta_block_t *head = __atomic_load_n(&page->free, __ATOMIC_RELAXED);
   if (head == NULL || page->capacity > TA_BLOCKS_MAX) return 0;
-  ta_block_t *ghost = ghost_of(page);
+  ta_block_t *ghost = ta_page_ghost(page);
   /* The members of the list: from the head, the ghost (if any) skipped, wherever it is. */
-  ta_block_t *first_member = head == ghost ? block_at(page, page->ghost_next) : head;
+  ta_block_t *first_member = head == ghost ? ta_page_block_at(page, page->ghost_next) : head;
   uint64_t free_bits[TA_BLOCKS_MAX / 64] = {0};
   uint32_t steps = 0;
   /* Every block on the list is a carved one (list_next), so its index is below capacity. */
@@ -286,8 +278,8 @@ __attribute__((no_sanitize("thread"))) static size_t page_purge_inside(ta_page_t
   } else if (head == ghost || head_goes) {
     /* The head stays in `free` (only the owner may change that word) but off the list. Any ghost
      * further down was bypassed by the relinking above. */
-    page->ghost = (uint16_t)index1_of(page, head);
-    page->ghost_next = (uint16_t)index1_of(page, first);
+    page->ghost = (uint16_t)ta_page_index1(page, head);
+    page->ghost_next = (uint16_t)ta_page_index1(page, first);
   } else {
     page->ghost = page->ghost_next = 0; /* the relinking bypassed any ghost behind the head */
   }
@@ -310,7 +302,7 @@ __attribute__((no_sanitize("thread"))) static size_t page_purge_inside(ta_page_t
 
 bool ta_page_relist(ta_page_t *page) {
   if (!page->has_purged) return false;
-  ta_assert(ghost_of(page) == NULL);
+  ta_assert(ta_page_ghost(page) == NULL);
   size_t n = (size_t)page->units * (TA_UNIT_SIZE / TA_PAGE);
   size_t bs = page->block_size, cap = page->capacity;
   ta_block_t *list = page->free;

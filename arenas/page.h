@@ -11,6 +11,18 @@
  * is carved alone. */
 #define TA_CARVE_BYTES ((size_t)8192)
 void ta_page_init(ta_page_t *page, ta_arena_t *arena, unsigned cls, unsigned units);
+
+/* Block indices as the ghost fields keep them: 1 + index, 0 for none (NULL). */
+TA_INLINE ta_block_t *ta_page_block_at(const ta_page_t *page, unsigned idx1) {
+  return idx1 ? (ta_block_t *)(page->start + (size_t)(idx1 - 1) * page->block_size) : NULL;
+}
+TA_INLINE unsigned ta_page_index1(const ta_page_t *page, const ta_block_t *b) {
+  return b ? (unsigned)(((uintptr_t)b - page->start) / page->block_size) + 1 : 0;
+}
+/* The page's ghost head (page.c, ta_page_unghost), or NULL; the fields are parked_live's while parked. */
+TA_INLINE ta_block_t *ta_page_ghost(const ta_page_t *page) {
+  return page->in_full ? NULL : ta_page_block_at(page, page->ghost);
+}
 /* The geometry of a page holding one carved block, block 0, changed for class cls in `units` units
  * (arenas/resize.c): capacity 1, carved one block of the new size. Nothing else is touched. */
 void ta_page_reclass(ta_page_t *page, unsigned cls, unsigned units);

@@ -71,10 +71,7 @@ static uint32_t walk_list(walk_t *w, const ta_page_t *page, ta_block_t *head) {
   const void *holder = page; /* what holds the link being checked: the page, then each block */
   uint32_t n = 0;
   /* A ghost head (arenas/page.c) is off the list: its successor is ghost_next, not its link. */
-  ta_block_t *ghost = page->in_full || page->ghost == 0
-                          ? NULL
-                          : (ta_block_t *)(page->start + (size_t)(page->ghost - 1) * page->block_size);
-  ta_block_t *after = page->ghost_next ? (ta_block_t *)(page->start + (size_t)(page->ghost_next - 1) * page->block_size) : NULL;
+  ta_block_t *ghost = ta_page_ghost(page), *after = ghost ? ta_page_block_at(page, page->ghost_next) : NULL;
   for (ta_block_t *b = head; b != NULL; holder = b, b = b == ghost ? after : ta_link_decode(b->next_enc)) {
     if (b == ghost) continue;
     uintptr_t off = (uintptr_t)b - page->start;
