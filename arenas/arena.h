@@ -132,10 +132,13 @@ _Noreturn void ta_page_corrupt(const void *where);
  * (2^64 - 1) / block_size (a smaller result r would mean off = r * block_size). That holds for every
  * 64-bit off, so a p below start (off wraps) is rejected too; and NULL. A retired page (capacity 0)
  * rejects everything. */
-TA_INLINE bool ta_page_has_block(const ta_page_t *page, const void *p) {
+TA_INLINE uint64_t ta_page_block_index(const ta_page_t *page, const void *p) {
   uint64_t x = ((uintptr_t)p - page->start) * page->inv;
   unsigned s = page->shift; /* 0 on descriptors never initialised, which have capacity 0 */
-  return ((x >> s) | (x << (-s & 63))) < page->capacity;
+  return (x >> s) | (x << (-s & 63));
+}
+TA_INLINE bool ta_page_has_block(const ta_page_t *page, const void *p) {
+  return ta_page_block_index(page, p) < page->capacity;
 }
 
 /* The page of b if b can be on arena's xfree list (a carved block of a live page of that arena),
@@ -155,6 +158,9 @@ TA_INLINE void *ta_arena_alloc_or(ta_arena_t *arena, size_t cls, void *(*miss)(t
   ta_block_t *block = page->free;
   if (ta_likely(block != NULL)) {
     ta_block_t *next = ta_link_decode(block->next_enc);
+    /* Hides from the compiler that next == NULL is enc == secret: it would keep both words in
+     * registers (a load and a copy) for that rare test instead of testing next itself. */
+    __asm__("" : "+r"(next));
     /* Hardening: a link must name a block this page carved (NULL ends the list), or the next
      * malloc would hand out memory inside another block, live or not. */
     if (TA_HARDENING && ta_unlikely(!ta_page_has_block(page, next)) && next != NULL)
@@ -174,15 +180,13 @@ TA_INLINE void *ta_arena_alloc(ta_arena_t *arena, size_t cls) {
 }
 
 /* Validates a pointer that the segment map placed in one of our segments; returns its page, or NULL
- * when p is not the start of a block ever carved (interior, misaligned, in a free unit).
- * Divisibility without a division: with recip = ceil(2^44 / bs) and off < 2^20, off is a multiple of
- * bs exactly when the low 44 bits of off * recip are below recip (the rounding error of a multiple,
- * q * (bs * recip - 2^44) < off < 2^24 <= recip, stays under recip; a remainder r >= 1 adds at least
- * recip). Shifting left by 20 keeps just those 44 bits. */
+ * when p is not the start of a block ever carved (interior, misaligned, in a free unit): the test of
+ * ta_page_has_block, against carved_n, the copy of capacity any thread may read. A retired span's
+ * descriptor and the descriptor a free unit names both have carved_n at most the blocks before the
+ * unit, so a pointer into a free unit is rejected. */
 TA_INLINE ta_page_t *ta_arena_page_checked(const void *p) {
   ta_page_t *page = ta_seg_page_of(ta_seg_of(p), p);
-  uint64_t off = (uintptr_t)p - page->start;
-  if (ta_unlikely(off >= atomic_load_explicit(&page->carved, memory_order_relaxed) || ((off * page->recip) << (64 - TA_RECIP_SHIFT)) >= page->recip_hi))
+  if (ta_unlikely(ta_page_block_index(page, p) >= atomic_load_explicit(&page->carved_n, memory_order_relaxed)))
     return NULL;
   return page;
 }

@@ -3,14 +3,14 @@
 #include "arenas/page.h"
 #include "arenas/trim.h"
 
-/* ta_class_table[(size + 15) / 16] for sizes up to 1024: 16-byte steps to 128, then quarter-power
- * steps (see sizeclass.h); tests/unit/sizeclass_test.c checks it against ta_class_large. */
-const uint8_t ta_class_table[TA_SMALL_TABLE_MAX / 16 + 1] = {
-    0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 8, 9, 9, 10, 10, 11,
-    11, 12, 12, 12, 12, 13, 13, 13, 13, 14, 14, 14, 14, 15, 15, 15,
-    15, 16, 16, 16, 16, 16, 16, 16, 16, 17, 17, 17, 17, 17, 17, 17,
-    17, 18, 18, 18, 18, 18, 18, 18, 18, 19, 19, 19, 19, 19, 19, 19,
-    19,
+/* ta_class_table[size] for sizes up to 1024: 16-byte steps to 128, then quarter-power steps (see
+ * sizeclass.h); tests/unit/sizeclass_test.c checks it against ta_class_large. */
+const uint8_t ta_class_table[TA_SMALL_TABLE_MAX + 1] = {
+    [0 ... 16] = 0,      [17 ... 32] = 1,     [33 ... 48] = 2,     [49 ... 64] = 3,
+    [65 ... 80] = 4,     [81 ... 96] = 5,     [97 ... 112] = 6,    [113 ... 128] = 7,
+    [129 ... 160] = 8,   [161 ... 192] = 9,   [193 ... 224] = 10,  [225 ... 256] = 11,
+    [257 ... 320] = 12,  [321 ... 384] = 13,  [385 ... 448] = 14,  [449 ... 512] = 15,
+    [513 ... 640] = 16,  [641 ... 768] = 17,  [769 ... 896] = 18,  [897 ... 1024] = 19,
 };
 
 void ta_bin_push(ta_arena_t *arena, ta_page_t *page) {

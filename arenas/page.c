@@ -59,8 +59,6 @@ void ta_page_purged_clear(ta_page_t *page) {
 static void page_geometry(ta_page_t *page, unsigned cls, unsigned units) {
   size_t bs = ta_class_size(cls);
   page->block_size = (uint32_t)bs;
-  page->recip = (((uint64_t)1 << TA_RECIP_SHIFT) + bs - 1) / bs;
-  page->recip_hi = page->recip << (64 - TA_RECIP_SHIFT);
   unsigned shift = (unsigned)__builtin_ctzll(bs);
   uint64_t odd = bs >> shift, inv = odd; /* odd * odd = 1 mod 8: 3 bits, doubled by each step */
   for (int i = 0; i < 5; i++) inv *= 2 - odd * inv;
@@ -74,7 +72,7 @@ static void page_geometry(ta_page_t *page, unsigned cls, unsigned units) {
 void ta_page_reclass(ta_page_t *page, unsigned cls, unsigned units) {
   page_geometry(page, cls, units);
   page->capacity = 1;
-  atomic_store_explicit(&page->carved, (uint64_t)page->block_size, memory_order_relaxed);
+  atomic_store_explicit(&page->carved_n, 1, memory_order_relaxed);
 }
 
 void ta_page_init(ta_page_t *page, ta_arena_t *arena, unsigned cls, unsigned units) {
@@ -83,7 +81,7 @@ void ta_page_init(ta_page_t *page, ta_arena_t *arena, unsigned cls, unsigned uni
   page->used = 0;
   page->start = (uintptr_t)seg + (size_t)(page - seg->pages) * TA_UNIT_SIZE;
   page_geometry(page, cls, units);
-  atomic_store_explicit(&page->carved, 0, memory_order_relaxed);
+  atomic_store_explicit(&page->carved_n, 0, memory_order_relaxed);
   page->parked_live = 0;
   page->arena = arena;
   atomic_store_explicit(&page->xfree, 0, memory_order_relaxed);
@@ -111,7 +109,7 @@ bool ta_page_extend(ta_page_t *page) {
   ((ta_block_t *)b)->next_enc = ta_link_encode(NULL);
   page->free = (ta_block_t *)first;
   page->capacity += n;
-  atomic_store_explicit(&page->carved, (uint64_t)page->capacity * bs, memory_order_relaxed);
+  atomic_store_explicit(&page->carved_n, page->capacity, memory_order_relaxed);
   return true;
 }
 
@@ -229,7 +227,7 @@ __attribute__((no_sanitize("thread"))) static size_t page_purge_inside(ta_page_t
   /* Only OS pages wholly carved, unless the span is: one that the carved part ends inside gets
    * blocks written into it when the page is carved further, so ta_page_relist must never list
    * blocks there. */
-  size_t carved = atomic_load_explicit(&page->carved, memory_order_relaxed);
+  size_t carved = (size_t)page->capacity * bs;
   size_t npages = page->capacity == page->reserved ? (carved + TA_PAGE - 1) / TA_PAGE : carved / TA_PAGE;
   bool any = false;
   for (size_t k = 0; k < npages; k++) {

@@ -373,7 +373,7 @@ void ta_seg_span_free(ta_page_t *page, uint32_t now) {
   page->retired_size = page->block_size;
   page->block_size = 0;
   page->capacity = 0;
-  atomic_store_explicit(&page->carved, 0, memory_order_relaxed);
+  atomic_store_explicit(&page->carved_n, 0, memory_order_relaxed);
   page->free = NULL;
   ta_lock(&arena->seg_lock);
   seg->free_units |= bits;

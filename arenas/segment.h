@@ -66,8 +66,8 @@ typedef struct ta_block_s {
  *   used = 1 and parked_live = live                    while parked (in_full == 1),
  *   so the owner's free fast path needs one test, --used == 0, to catch both a page that became
  *   empty and a parked page that has room again;
- *   carved = capacity * block_size <= reserved * block_size <= units * TA_UNIT_SIZE;
- *   every block below `carved` is handed out, on `free`, or on an xfree list;
+ *   carved_n = capacity <= reserved, reserved * block_size <= units * TA_UNIT_SIZE;
+ *   every block below index `carved_n` is handed out, on `free`, or on an xfree list;
  *   in_full == 1  <=>  the page is in no bin list (the owner parked it, all blocks out). */
 struct ta_page_s {
   ta_block_t *free;        /* owner: local free list, encoded links */
@@ -88,11 +88,10 @@ struct ta_page_s {
     uint32_t idle_mark;    /* collector: fingerprint of (free, used) at its last pass */
     uint32_t held_n;       /* collector, while parked: blocks of the page it holds */
   };
-  uint64_t recip;          /* ceil(2^44 / block_size), see ta_arena_page_checked */
-  uint64_t recip_hi;       /* recip << 20, the bound the divisibility test compares with */
-  /* Owner-written, read by any thread's free: a relaxed atomic (plain moves on x86). A block a
-   * thread may free was carved before it was handed out, so a stale read is never too small. */
-  _Atomic uint64_t carved; /* owner: bytes of the span carved into blocks so far */
+  /* capacity again, for other threads: any thread's free checks a pointer against it. Owner-written,
+   * a relaxed atomic (plain moves on x86); a block a thread may free was carved before it was handed
+   * out, so a stale read is never too small. */
+  _Atomic uint64_t carved_n;
   ta_arena_t *arena;       /* owning arena: fixed while the page is live */
   _Atomic uintptr_t xfree; /* other threads: blocks they freed, or'ed with TA_XFREE_FULL */
   uint32_t reserved;       /* blocks the span holds */
@@ -123,7 +122,6 @@ struct ta_page_s {
  * free fast path sees used reach 0 only on pages that are not current (current pages are kept when
  * empty: a malloc/free loop must not retire and rebuild its page every time). */
 #define TA_PAGE_CURRENT_BIAS ((uint32_t)1 << 30)
-#define TA_RECIP_SHIFT 44
 
 typedef enum { TA_SEG_MMAP = 1, TA_SEG_BRK = 2 } ta_seg_origin_t;
 

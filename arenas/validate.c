@@ -67,7 +67,7 @@ static void *unit_addr(ta_segment_t *seg, unsigned u) { return (char *)seg + (si
 /* Marks the blocks of one of page's free lists in w->seen; returns how many. Every link is checked
  * before it is followed, and a block met twice ends the walk, so a cycle cannot make it run on. */
 static uint32_t walk_list(walk_t *w, const ta_page_t *page, ta_block_t *head) {
-  uint64_t carved = atomic_load_explicit(&page->carved, memory_order_relaxed);
+  uint64_t carved = atomic_load_explicit(&page->carved_n, memory_order_relaxed) * page->block_size;
   const void *holder = page; /* what holds the link being checked: the page, then each block */
   uint32_t n = 0;
   /* A ghost head (arenas/page.c) is off the list: its successor is ghost_next, not its link. */
@@ -92,12 +92,12 @@ static void check_page(walk_t *w, ta_segment_t *seg, unsigned head) {
   size_t bs = page->block_size;
   need(page->units == ta_page_units_for(page->cls), "page span length does not match its class", page);
   need(page->start == (uintptr_t)unit_addr(seg, head), "page start is not its first unit", page);
-  need(page->recip == (((uint64_t)1 << TA_RECIP_SHIFT) + bs - 1) / bs &&
-       page->recip_hi == page->recip << (64 - TA_RECIP_SHIFT), "page reciprocal does not match its block size", page);
+  need((uint64_t)(bs >> page->shift) * page->inv == 1 && ((bs >> page->shift) & 1),
+       "page divisibility constants do not match its block size", page);
   need(page->reserved == (size_t)page->units * TA_UNIT_SIZE / bs, "page reserved count", page);
   need(page->capacity <= page->reserved, "page capacity above its reserved blocks", page);
-  need(atomic_load_explicit(&page->carved, memory_order_relaxed) == (uint64_t)page->capacity * bs,
-       "page carved bytes do not match its capacity", page);
+  need(atomic_load_explicit(&page->carved_n, memory_order_relaxed) == page->capacity,
+       "page carved count does not match its capacity", page);
   need(page->retired_size == 0, "live page marked retired", page);
   bool current = arena->current[page->cls] == page;
   uintptr_t xw = atomic_load_explicit(&page->xfree, memory_order_acquire);
@@ -144,7 +144,7 @@ static void check_segment(walk_t *w, ta_segment_t *seg) {
     if ((free_units >> u) & 1) {
       /* A retired span's descriptor (nothing carved), pages[0], or the descriptor of a newer span
        * that took only the first units of an old one: then the unit lies past what that one carved. */
-      uint64_t carved = atomic_load_explicit(&page->carved, memory_order_relaxed);
+      uint64_t carved = atomic_load_explicit(&page->carved_n, memory_order_relaxed) * page->block_size;
       need((uintptr_t)unit_addr(seg, u) - page->start >= carved, "free unit inside a page's carved blocks",
            unit_addr(seg, u));
       /* A span clears its units' marks when it retires or gives units back (arenas/resize.c), so
@@ -248,7 +248,7 @@ static void validate_one(ta_arena_t *arena, void *ctx) {
 }
 
 int ta_validate(void) {
-  need(ta_page_empty.free == NULL && ta_page_empty.used == 0 && atomic_load(&ta_page_empty.carved) == 0,
+  need(ta_page_empty.free == NULL && ta_page_empty.used == 0 && atomic_load(&ta_page_empty.carved_n) == 0,
        "the empty page holds blocks", &ta_page_empty);
   ta_arena_t *own = ta_tls_arena;
   if (own != &ta_arena_empty) ta_validate_arena(own);

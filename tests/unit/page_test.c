@@ -31,7 +31,7 @@ int main(void) {
     CHECK_EQ_SZ(page->block_size, bs);
     CHECK(page->cls == c);
     /* Every byte offset inside the carved part: valid exactly at block starts. */
-    size_t carved = atomic_load(&page->carved);
+    size_t carved = (size_t)atomic_load(&page->carved_n) * bs;
     size_t limit = carved < 64 * 1024 ? carved : 64 * 1024;
     for (size_t off = 0; off < limit; off++) {
       const char *q = (const char *)page->start + off;
