@@ -7,8 +7,8 @@
  *  - it is the only block ever carved in its span: capacity 1 (so the block is block 0, at the span's
  *    start), live 1 with nothing on any free list (free empty, xfree empty, or exactly TA_XFREE_FULL
  *    for a parked page: no other thread freed it), no OS page of the span released (has_purged 0).
- *    Classes above TA_CARVE_BYTES / 2 are carved one block at a time, so a fresh block of 5 KiB or
- *    more is usually alone in its span;
+ *    Classes above TA_CARVE_BYTES / 2 are carved one block at a time, so a fresh block above 2 KiB
+ *    is usually alone in its span;
  *  - the new class is one of those too (its block above TA_CARVE_BYTES / 2: a smaller block is cheap
  *    to copy, and a page of it should be carved as usual), and the span of the new class,
  *    ta_page_units_for(new class) units from the same head, fits: units beyond the span's end must

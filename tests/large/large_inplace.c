@@ -5,7 +5,8 @@
  *           contents kept, the units it took and gave back in the segment's masks, pointers into
  *           its units other than its start rejected, the whole-heap validator passing at each step;
  *  cycle    a buffer doubled from 64 B to 1 MiB, freed, five times: after the first cycle only the
- *           steps below 8 KiB copy (64 + 128 + ... + 4096 bytes a cycle), and from 8 KiB none;
+ *           steps up to TA_CARVE_BYTES / 2 copy (64 + 128 + ... + 2048 bytes a cycle with 4 KiB),
+ *           and the later ones none;
  *  blocked  growth that needs a unit held by a live span, and of a block that shares its span,
  *           falls back to a copy, contents kept;
  *  thread   a block of another thread's arena is copied, while the owner's own is resized in place;
@@ -16,11 +17,13 @@
 
 #include "large_util.h"
 #include "misuse/death.h"
+#include "arenas/page.h"
 #include "arenas/segment.h"
 #include "arenas/sizeclass.h"
 #include "src/router.h"
 
-#define SMALL_COPIES ((size_t)(64 + 128 + 256 + 512 + 1024 + 2048 + 4096))
+/* 64 + 128 + ... + TA_CARVE_BYTES / 2: a block of a class carved with others is copied. */
+#define SMALL_COPIES ((size_t)TA_CARVE_BYTES - 64)
 
 static void set_threshold(size_t t) { CHECK(ta_mallopt(TA_OPT_MMAP_THRESHOLD, (long)t) == 1); }
 
@@ -114,10 +117,10 @@ static void cycle(void) {
   for (int i = 2; i <= 5; i++) {
     size_t c = double_cycle(64);
     fprintf(stderr, "cycle %d from 64 B: %zu bytes copied (first: %zu)\n", i, c, first);
-    CHECK_MSG(c == SMALL_COPIES, "cycle %d copied %zu bytes, want %zu (only below 8 KiB)", i, c, SMALL_COPIES);
+    CHECK_MSG(c == SMALL_COPIES, "cycle %d copied %zu bytes, want %zu (only the shared-span classes)", i, c, SMALL_COPIES);
   }
   for (int i = 1; i <= 3; i++) CHECK_EQ_SZ(double_cycle(8 * KIB), 0);
-  printf("cycle: the copies below 8 KiB only\n");
+  printf("cycle: the copies of the shared-span classes only\n");
 }
 
 /* realloc that must copy: a new block, exactly what is kept copied, contents intact. */
