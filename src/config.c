@@ -8,7 +8,6 @@
 #include <string.h>
 
 #include "src/format.h"
-#include "src/prof.h"
 #include "tamalloc.h"
 
 ta_config_t ta_config = {
@@ -119,7 +118,6 @@ int ta_config_set(int option, long value) {
     case TA_OPT_PROF:
       if (value != 0 && value != 1) return 0;
       atomic_store_explicit(&ta_config.prof, (int)value, memory_order_relaxed);
-      ta_prof_thread_sync(); /* the calling thread at once, the others at their next slow path */
       return 1;
     case TA_OPT_PROF_SAMPLE:
       if (value < 1) return 0;

@@ -14,6 +14,8 @@
 /* Up to this (glibc's 64-bit maximum) requests below the threshold are served from the heap: from the
  * bins up to the largest size class (1 MiB), above it from retained mappings (src/large.c). */
 #define TA_MMAP_THRESHOLD_MAX ((size_t)32 << 20)
+/* The heap profiler's mean gap between samples (src/prof.h). */
+#define TA_PROF_SAMPLE_DEFAULT ((size_t)512 * 1024)
 
 typedef struct ta_config_s {
   _Atomic size_t mmap_threshold; /* bytes: requests >= this go to the mmap path */

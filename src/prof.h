@@ -14,7 +14,6 @@
 
 #pragma GCC visibility push(hidden)
 
-#define TA_PROF_SAMPLE_DEFAULT ((size_t)512 * 1024)
 #define TA_PROF_FRAMES 64
 
 /* Sampled blocks still live, process-wide: the slow free asks the profiler only while this is not

@@ -296,7 +296,10 @@ int ta_router_trim(size_t pad) { return ta_sched_trim_now(pad); }
 /* mallopt before the first malloc must not be undone by the environment read at start-up. */
 int ta_router_mallopt(int option, long value) {
   ta_init();
-  return ta_config_set(option, value);
+  int taken = ta_config_set(option, value);
+  /* TA_OPT_PROF: the calling thread follows at once, the others at their next slow path */
+  ta_prof_thread_sync();
+  return taken;
 }
 
 /* glibc reads a size parameter as its int converted to size_t, so a negative value is a huge size
