@@ -156,13 +156,11 @@ static int64_t next_gap(void) {
 }
 
 bool ta_prof_tick_slow(void) {
-  if (tls_guard) {
-    ta_prof_tls_left = INT64_MAX / 2; /* no sample inside the profiler; a fresh gap when it leaves */
-    tls_seeded = false;
-    return false;
-  }
+  /* Inside the profiler: no sample, and the countdown stays run out, so the thread's first request
+   * after it leaves is sampled in place of the one skipped here. */
+  if (tls_guard) return false;
   if (!tls_seeded) {
-    /* The thread's first request (or its first since it left the profiler): start the gap here. */
+    /* The thread's first request while profiling: the first gap starts here. */
     if (tls_rng == 0) tls_rng = (atomic_fetch_add_explicit(&seeds, 1, memory_order_relaxed) + 1) * 0x2545f4914f6cdd1du;
     tls_seeded = true;
     ta_prof_tls_left = next_gap();

@@ -5,6 +5,7 @@
  *   threads   8 threads allocate and free each other's blocks, some fork and dump from the child;
  *             afterwards no sampled block of theirs is left
  *   off       profiling off: no sampled block, no new mapping, no large block in the statistics
+ *   tlsdtor   a TLS destructor allocates, sampled; main frees its blocks
  *   env       malformed TAMALLOC_PROF_* values (run_prof.py sets them): the defaults stay
  * The first request after profiling is turned on starts the countdown and is never sampled (the
  * exact mode makes one before it counts). The dump is read with read(2) into a static buffer, so reading it allocates nothing. */
@@ -240,6 +241,38 @@ static void off(void) {
   free(warm);
 }
 
+/* tlsdtor: a thread's TLS destructor allocates while every block is sampled (rate 1 byte). */
+#define DTOR_BLOCKS 32
+static void *dtor_blocks[DTOR_BLOCKS];
+static pthread_key_t dtor_key;
+
+static void dtor(void *value) {
+  (void)value;
+  for (int i = 0; i < DTOR_BLOCKS; i++) CHECK((dtor_blocks[i] = malloc(100 + (size_t)i)) != NULL);
+}
+
+static void *dtor_thread(void *arg) {
+  CHECK(pthread_setspecific(dtor_key, arg) == 0);
+  return NULL;
+}
+
+static void tlsdtor(void) {
+  CHECK(ta_mallopt(TA_OPT_PROF_SAMPLE, 1) == 1);
+  CHECK(ta_mallopt(TA_OPT_PROF, 1) == 1);
+  CHECK(pthread_key_create(&dtor_key, dtor) == 0);
+  pthread_t th;
+  CHECK(pthread_create(&th, NULL, dtor_thread, (void *)1) == 0);
+  CHECK(pthread_join(th, NULL) == 0);
+  size_t before, bytes;
+  live(&before, &bytes);
+  /* the thread's first requests start its countdown; all the others are sampled */
+  CHECK_MSG(before >= DTOR_BLOCKS - 3, "%zu of %d blocks sampled", before, DTOR_BLOCKS);
+  for (int i = 0; i < DTOR_BLOCKS; i++) free(dtor_blocks[i]);
+  size_t after;
+  live(&after, &bytes);
+  CHECK_MSG(after + DTOR_BLOCKS - 3 <= before, "%zu sampled before the frees, %zu after", before, after);
+}
+
 static void env(void) {
   CHECK(ta_getopt(TA_OPT_PROF) == 0);
   CHECK(ta_getopt(TA_OPT_PROF_SAMPLE) == 512 * 1024);
@@ -255,6 +288,7 @@ int main(int argc, char **argv) {
   else if (strcmp(argv[1], "threads") == 0) threads();
   else if (strcmp(argv[1], "off") == 0) off();
   else if (strcmp(argv[1], "env") == 0) env();
+  else if (strcmp(argv[1], "tlsdtor") == 0) tlsdtor();
   else CHECK(!"unknown mode");
   return 0;
 }
