@@ -30,13 +30,15 @@ TA_INLINE bool ta_prof_on(void) { return atomic_load_explicit(&ta_config.prof, m
  * router's malloc miss calls it, so every thread follows a change at its next slow path. */
 TA_INLINE void ta_prof_thread_sync(void) { ta_tls.small_max = ta_prof_on() ? 0 : TA_SMALL_TABLE_MAX; }
 
-bool ta_prof_tick_slow(void);
-/* Profiling is on and the calling thread asks for `size` bytes: whether to sample this request. */
-TA_INLINE bool ta_prof_tick(size_t size) {
+/* Profiling is on and the calling thread asks for `size` bytes: counts them down; true when the
+ * countdown ran out, and then ta_prof_tick_slow decides whether this request is sampled. */
+TA_INLINE bool ta_prof_countdown(size_t size) {
   ta_prof_tls_left -= (int64_t)size;
-  if (ta_likely(ta_prof_tls_left > 0)) return false;
-  return ta_prof_tick_slow();
+  return ta_prof_tls_left <= 0;
 }
+bool ta_prof_tick_slow(void);
+/* Both: whether to sample this request. */
+TA_INLINE bool ta_prof_tick(size_t size) { return ta_unlikely(ta_prof_countdown(size)) && ta_prof_tick_slow(); }
 
 /* Records p, a block of `size` bytes just allocated for the caller whose return address is `caller`
  * (the first frame kept; frames above it are tamalloc's own). */

@@ -26,7 +26,8 @@
 
 #define TA_ALIAS(name) __attribute__((alias(#name), visibility("default")))
 
-void *ta_router_malloc_miss(ta_arena_t *arena, size_t cls) {
+/* Never inlined: the functions that tail-call it keep no stack frame of their own. */
+TA_NOINLINE void *ta_router_malloc_miss(ta_arena_t *arena, size_t cls) {
   if (ta_unlikely(arena == &ta_arena_empty)) ta_init(); /* a thread's first call, maybe the process's */
   void *p = ta_arena_malloc_slow(arena, cls);
   ta_prof_thread_sync();
@@ -71,10 +72,28 @@ static void *malloc_big(size_t size, bool *fresh, void *caller) {
   return p;
 }
 
-/* Reached by a tail call from the standard names, so the return address is the program's. */
-void *ta_router_malloc_big(size_t size) {
+/* Out of line, so that ta_router_malloc_big needs no stack frame of its own and tail-calls them. */
+static TA_NOINLINE void *malloc_small_counted_out(size_t size, void *caller) {
   bool fresh;
-  return malloc_big(size, &fresh, __builtin_return_address(0));
+  if (ta_prof_tick_slow()) return malloc_sampled(size, TA_ALIGN, &fresh, caller);
+  return ta_arena_alloc_or(ta_tls_arena, ta_class_small(size), ta_router_malloc_miss);
+}
+static TA_NOINLINE void *malloc_big_from(size_t size, void *caller) {
+  bool fresh;
+  return malloc_big(size, &fresh, caller);
+}
+
+/* Reached by a tail call from the standard names, so the return address is the program's. A small
+ * request comes here only while the thread's gate is 0 (profiling on, or just turned off and not
+ * yet synced, src/prof.h): the countdown, then the arena as on the fast path. ta_init has run: the
+ * gate is lowered only after it. */
+void *ta_router_malloc_big(size_t size) {
+  if (size <= TA_SMALL_TABLE_MAX) {
+    if (ta_unlikely(ta_prof_on()) && ta_unlikely(ta_prof_countdown(size)))
+      return malloc_small_counted_out(size, __builtin_return_address(0));
+    return ta_arena_alloc_or(ta_tls_arena, ta_class_small(size), ta_router_malloc_miss);
+  }
+  return malloc_big_from(size, __builtin_return_address(0));
 }
 
 /* malloc on behalf of another entry point, whose own caller is `caller`. */
