@@ -54,7 +54,16 @@ extern _Atomic size_t ta_arena_adoptions;
 extern _Atomic size_t ta_remote_collected;
 extern _Atomic size_t ta_segment_grows;
 extern ta_page_t ta_page_empty;
-extern __thread ta_arena_t *ta_tls_arena __attribute__((tls_model("initial-exec")));
+/* The thread's state the malloc fast path reads, in one initial-exec TLS object so that one TLS
+ * offset (one GOT load in the shared library) serves both fields. */
+typedef struct ta_tls_s {
+  ta_arena_t *arena; /* the arena the thread owns; &ta_arena_empty before its first allocation */
+  size_t small_max;  /* requests up to this take the fast path: TA_SMALL_TABLE_MAX, or 0 while the
+                        heap profiler samples this thread (src/prof.h), which sends every request
+                        through the router's slow path */
+} ta_tls_t;
+extern __thread ta_tls_t ta_tls __attribute__((tls_model("initial-exec")));
+#define ta_tls_arena (ta_tls.arena)
 
 /* bind.c */
 /* Fork handlers (protocol in src/init.c): the arena locks and every arena's seg_lock, in order. */

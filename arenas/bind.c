@@ -19,7 +19,7 @@ void ta_arena_key_create(void) { pthread_key_create(&ta_thread_key, ta_arena_thr
 
 ta_page_t ta_page_empty; /* all zero: no free block, so the fast path always misses on it */
 ta_arena_t ta_arena_empty = {.current = {[0 ... TA_CLASSES - 1] = &ta_page_empty}};
-__thread ta_arena_t *ta_tls_arena __attribute__((tls_model("initial-exec"))) = &ta_arena_empty;
+__thread ta_tls_t ta_tls __attribute__((tls_model("initial-exec"))) = {.arena = &ta_arena_empty, .small_max = TA_SMALL_TABLE_MAX};
 /* Set once this thread's exit hook ran: later allocations (from other TLS destructors) borrow. */
 static __thread bool tls_exiting __attribute__((tls_model("initial-exec")));
 /* Set once this thread found the arena cap reached: it allocates from the shared arena. */

@@ -63,6 +63,10 @@ enum ta_option {
   TA_OPT_RETAIN_MIN = 7,     /* bytes: free-but-resident memory always allowed to wait for the decay */
   TA_OPT_RETAIN_PERCENT = 8, /* % of the peak heap: above this (and RETAIN_MIN) free memory goes back
                                 at once, not after the decay */
+  TA_OPT_PROF = 9,           /* 1: the heap profiler samples allocations (README, "Heap profiler") */
+  TA_OPT_PROF_SAMPLE = 10,   /* bytes: mean gap between sampled allocations (default 512 KiB) */
+  TA_OPT_PROF_INTERVAL = 11, /* bytes: numbered dump each time the live heap grows this much; 0 off */
+  TA_OPT_PROF_LEAKS = 12,    /* 1: report the stacks of sampled blocks still live at exit */
 };
 TA_API int ta_mallopt(int option, long value);
 TA_API long ta_getopt(int option);
@@ -103,6 +107,9 @@ TA_API void ta_stats_print(FILE *out);
 /* The same as one JSON object (schema in README.md, "Statistics"). Writes at most len bytes with a
  * terminating NUL, like snprintf, and returns the length the whole report needs (without the NUL). */
 TA_API size_t ta_stats_json(char *buf, size_t len);
+/* Writes a heap profile of the live sampled blocks (the heap profiler, TA_OPT_PROF) to path, in
+ * the legacy text format google-pprof reads. 0 on success, -1 with errno if path cannot be written. */
+TA_API int ta_prof_dump(const char *path);
 /* Every segment (address range, origin brk/mmap, owning arena, units by state) and large block. */
 TA_API void ta_heap_map(FILE *out);
 

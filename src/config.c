@@ -19,6 +19,7 @@ ta_config_t ta_config = {
     .background_thread = 1,
     .retain_min = (size_t)64 << 20,
     .retain_percent = 12,
+    .prof_sample = TA_PROF_SAMPLE_DEFAULT,
 };
 
 /* The knobs settable from the environment, in the order TAMALLOC_VERBOSE lists them. */
@@ -34,6 +35,10 @@ static const struct {
     {"TAMALLOC_BACKGROUND_THREAD", TA_OPT_BACKGROUND_THREAD},
     {"TAMALLOC_RETAIN_MIN", TA_OPT_RETAIN_MIN},
     {"TAMALLOC_RETAIN_PERCENT", TA_OPT_RETAIN_PERCENT},
+    {"TAMALLOC_PROF", TA_OPT_PROF},
+    {"TAMALLOC_PROF_SAMPLE", TA_OPT_PROF_SAMPLE},
+    {"TAMALLOC_PROF_INTERVAL", TA_OPT_PROF_INTERVAL},
+    {"TAMALLOC_PROF_LEAKS", TA_OPT_PROF_LEAKS},
 };
 
 bool ta_config_parse_size(const char *s, size_t *out) {
@@ -110,6 +115,22 @@ int ta_config_set(int option, long value) {
       if (value < 0 || value > 100) return 0;
       atomic_store_explicit(&ta_config.retain_percent, (size_t)value, memory_order_relaxed);
       return 1;
+    case TA_OPT_PROF:
+      if (value != 0 && value != 1) return 0;
+      atomic_store_explicit(&ta_config.prof, (int)value, memory_order_relaxed);
+      return 1;
+    case TA_OPT_PROF_SAMPLE:
+      if (value < 1) return 0;
+      atomic_store_explicit(&ta_config.prof_sample, (size_t)value, memory_order_relaxed);
+      return 1;
+    case TA_OPT_PROF_INTERVAL:
+      if (value < 0) return 0;
+      atomic_store_explicit(&ta_config.prof_interval, (size_t)value, memory_order_relaxed);
+      return 1;
+    case TA_OPT_PROF_LEAKS:
+      if (value != 0 && value != 1) return 0;
+      atomic_store_explicit(&ta_config.prof_leaks, (int)value, memory_order_relaxed);
+      return 1;
     default:
       return 0;
   }
@@ -137,6 +158,10 @@ long ta_config_get(int option) {
     case TA_OPT_BACKGROUND_THREAD: return atomic_load(&ta_config.background_thread);
     case TA_OPT_RETAIN_MIN: return (long)atomic_load(&ta_config.retain_min);
     case TA_OPT_RETAIN_PERCENT: return (long)atomic_load(&ta_config.retain_percent);
+    case TA_OPT_PROF: return atomic_load(&ta_config.prof);
+    case TA_OPT_PROF_SAMPLE: return (long)atomic_load(&ta_config.prof_sample);
+    case TA_OPT_PROF_INTERVAL: return (long)atomic_load(&ta_config.prof_interval);
+    case TA_OPT_PROF_LEAKS: return atomic_load(&ta_config.prof_leaks);
     default: return -1;
   }
 }
@@ -191,6 +216,8 @@ static void print_config(void) {
 void ta_config_init(void) {
   for (size_t i = 0; i < sizeof knobs / sizeof knobs[0]; i++) env_option(knobs[i].env, knobs[i].option);
   env_stats();
+  const char *dump = getenv("TAMALLOC_PROF_DUMP");
+  if (dump != NULL && *dump != '\0') ta_config.prof_dump = dump;
   const char *verbose = getenv("TAMALLOC_VERBOSE");
   if (verbose != NULL && *verbose != '\0' && strcmp(verbose, "0") != 0) print_config();
 }

@@ -14,6 +14,8 @@
 /* Up to this (glibc's 64-bit maximum) requests below the threshold are served from the heap: from the
  * bins up to the largest size class (1 MiB), above it from retained mappings (src/large.c). */
 #define TA_MMAP_THRESHOLD_MAX ((size_t)32 << 20)
+/* The heap profiler's mean gap between samples (src/prof.h). */
+#define TA_PROF_SAMPLE_DEFAULT ((size_t)512 * 1024)
 
 typedef struct ta_config_s {
   _Atomic size_t mmap_threshold; /* bytes: requests >= this go to the mmap path */
@@ -27,6 +29,12 @@ typedef struct ta_config_s {
   int stats_at_exit;             /* set once at start: TA_STATS_* report written at exit */
   _Atomic bool mmap_threshold_set; /* the user chose the threshold: it no longer adapts */
   _Atomic bool trim_threshold_set; /* the user chose the trim threshold: it no longer adapts */
+  _Atomic int prof;              /* 1: the heap profiler samples (src/prof.h) */
+  _Atomic size_t prof_sample;    /* bytes: mean gap between the profiler's sample points, >= 1 */
+  _Atomic size_t prof_interval;  /* bytes: a numbered profile each time the estimated live heap
+                                    grows this much past its last high-water dump; 0 never */
+  _Atomic int prof_leaks;        /* 1: the leak report at exit */
+  const char *prof_dump;         /* set once at start: TAMALLOC_PROF_DUMP, the profile at exit */
 } ta_config_t;
 
 enum { TA_STATS_NONE = 0, TA_STATS_TEXT, TA_STATS_JSON, TA_STATS_MAP };

@@ -20,6 +20,10 @@
  *                                     (registry shards by index, then cache shards by index);
  *                                     munmap and mremap never run under them (a registry
  *                                     table's own mmap does)
+ *   7. prof_lock   (src/prof.c)       the heap profiler's tables: a leaf, taken with no other
+ *                                     tamalloc lock held; its holder maps table memory and writes
+ *                                     profiles with raw system calls, and never unwinds a stack
+ *                                     nor calls dladdr
  * Two exclusions are flags, not locks, so that no lock is held across brk, munmap or madvise, no
  * thread waits for one while it holds a lock, and fork never waits for either: the brk mover
  * (brk_busy, arenas/segment.c: one thread moves the program break at a time) and the trim pass
@@ -62,6 +66,7 @@
 #include "src/config.h"
 #include "src/large.h"
 #include "src/os.h"
+#include "src/prof.h"
 #include "src/sched.h"
 #include "src/secret.h"
 
@@ -97,6 +102,7 @@ static void fork_prepare(void) {
   ta_arena_fork(TA_FORK_PREPARE);
   ta_seg_fork(TA_FORK_PREPARE);
   ta_large_fork(TA_FORK_PREPARE);
+  ta_prof_fork(TA_FORK_PREPARE);
 }
 
 static void fork_parent(void) {
@@ -104,6 +110,7 @@ static void fork_parent(void) {
     tls_fork_nested--;
     return;
   }
+  ta_prof_fork(TA_FORK_PARENT);
   ta_large_fork(TA_FORK_PARENT);
   ta_seg_fork(TA_FORK_PARENT);
   ta_arena_fork(TA_FORK_PARENT);
@@ -120,6 +127,7 @@ static void fork_child(void) {
   fork_whole = false;
   ta_lock_t fresh = TA_LOCK_INIT;
   fork_lock = fresh;
+  ta_prof_fork(phase);
   ta_large_fork(phase);
   ta_seg_fork(phase);
   ta_arena_fork_child(phase, keep_arena);

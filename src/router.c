@@ -19,27 +19,51 @@
 #include "src/init.h"
 #include "src/large.h"
 #include "src/os.h"
+#include "src/prof.h"
 #include "arenas/page.h"
 #include "tamalloc.h"
 #include "src/sched.h"
 
 #define TA_ALIAS(name) __attribute__((alias(#name), visibility("default")))
 
-void *ta_router_malloc_miss(ta_arena_t *arena, size_t cls) {
+/* Never inlined: the functions that tail-call it keep no stack frame of their own. */
+TA_NOINLINE void *ta_router_malloc_miss(ta_arena_t *arena, size_t cls) {
   if (ta_unlikely(arena == &ta_arena_empty)) ta_init(); /* a thread's first call, maybe the process's */
   void *p = ta_arena_malloc_slow(arena, cls);
+  ta_prof_thread_sync();
   /* Work the arena layer reported for the scheduler: start its thread now, the arena bound and the
    * operation finished (ta_sched_start_wanted checks both). */
   if (ta_unlikely(atomic_load_explicit(&ta_seg_sched_wanted, memory_order_relaxed))) ta_sched_start_wanted();
   return p;
 }
 
+/* A request the profiler samples (`caller`: the return address into the program): a mapping of
+ * its own, never a bin block, so that its free reaches ta_router_free_slow. A retained mapping
+ * serves it when one fits (the free of a sampled block retains its mapping like any other below
+ * the threshold): measured, fresh mappings' page faults made mixed_sizes 24 times slower. */
+static TA_NOINLINE void *malloc_sampled(size_t size, size_t align, bool *fresh, void *caller) {
+  if (ta_unlikely(size > TA_MAX_REQUEST)) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  void *p = ta_large_alloc(size, align, align <= TA_ALIGN, fresh);
+  if (p == NULL) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  ta_prof_record(p, size, caller);
+  return p;
+}
+
 /* Below the threshold and within the size classes: the arena. Below the threshold but above the
- * classes: a mapping that may be reused (src/large.c). At or above it: a mapping of its own. */
-static void *malloc_big(size_t size, bool *fresh) {
+ * classes: a mapping that may be reused (src/large.c). At or above it: a mapping of its own. While
+ * the profiler samples, every request comes here (small ones too: ta_tls.small_max is 0). */
+static void *malloc_big(size_t size, bool *fresh, void *caller) {
   ta_init(); /* the threshold may come from the environment: read it before the first decision */
-  size_t threshold = ta_mmap_threshold();
   *fresh = false;
+  if (ta_unlikely(ta_prof_on()) && ta_prof_tick(size)) return malloc_sampled(size, TA_ALIGN, fresh, caller);
+  if (size <= TA_SMALL_TABLE_MAX) return ta_arena_alloc_or(ta_tls_arena, ta_class_small(size), ta_router_malloc_miss);
+  size_t threshold = ta_mmap_threshold();
   if (size < threshold && size <= TA_CLASS_MAX_SIZE) return ta_arena_alloc_or(ta_tls_arena, ta_class_large(size), ta_router_malloc_miss);
   if (ta_unlikely(size > TA_MAX_REQUEST)) {
     errno = ENOMEM;
@@ -50,9 +74,35 @@ static void *malloc_big(size_t size, bool *fresh) {
   return p;
 }
 
-void *ta_router_malloc_big(size_t size) {
+/* Out of line, so that ta_router_malloc_big needs no stack frame of its own and tail-calls them. */
+static TA_NOINLINE void *malloc_small_counted_out(size_t size, void *caller) {
   bool fresh;
-  return malloc_big(size, &fresh);
+  if (ta_prof_tick_slow()) return malloc_sampled(size, TA_ALIGN, &fresh, caller);
+  return ta_arena_alloc_or(ta_tls_arena, ta_class_small(size), ta_router_malloc_miss);
+}
+static TA_NOINLINE void *malloc_big_from(size_t size, void *caller) {
+  bool fresh;
+  return malloc_big(size, &fresh, caller);
+}
+
+/* Reached by a tail call from the standard names, so the return address is the program's. A small
+ * request comes here only while the thread's gate is 0 (profiling on, or just turned off and not
+ * yet synced, src/prof.h): the countdown, then the arena as on the fast path. ta_init has run: the
+ * gate is lowered only after it. */
+void *ta_router_malloc_big(size_t size) {
+  if (size <= TA_SMALL_TABLE_MAX) {
+    if (ta_unlikely(ta_prof_on()) && ta_unlikely(ta_prof_countdown(size)))
+      return malloc_small_counted_out(size, __builtin_return_address(0));
+    return ta_arena_alloc_or(ta_tls_arena, ta_class_small(size), ta_router_malloc_miss);
+  }
+  return malloc_big_from(size, __builtin_return_address(0));
+}
+
+/* malloc on behalf of another entry point, whose own caller is `caller`. */
+static void *malloc_for(size_t size, void *caller) {
+  if (ta_likely(size <= ta_tls.small_max)) return ta_arena_alloc_or(ta_tls_arena, ta_class_small(size), ta_router_malloc_miss);
+  bool fresh;
+  return malloc_big(size, &fresh, caller);
 }
 
 void *ta_router_malloc(size_t size) { return ta_route_malloc(size); }
@@ -67,6 +117,7 @@ void ta_router_bad_pointer(const char *func, const void *p) {
 void ta_router_free_slow(void *p) {
   if (p == NULL) return;
   bool retained;
+  if (ta_unlikely(atomic_load_explicit(&ta_prof_live, memory_order_relaxed) != 0)) ta_prof_forget(p);
   if (!ta_large_free(p, &retained)) ta_router_bad_pointer("free", p);
   if (retained) {
     /* The mapping was kept for reuse: the scheduler's thread must run to give it back after the
@@ -106,13 +157,13 @@ void *ta_router_calloc(size_t count, size_t size) {
     errno = ENOMEM;
     return NULL;
   }
-  if (n > TA_SMALL_TABLE_MAX) {
+  if (n > ta_tls.small_max) {
     bool fresh;
-    void *p = malloc_big(n, &fresh);
+    void *p = malloc_big(n, &fresh, __builtin_return_address(0));
     if (p != NULL && !fresh) memset(p, 0, n); /* fresh mappings read as zero */
     return p;
   }
-  void *p = ta_router_malloc(n);
+  void *p = ta_arena_alloc_or(ta_tls_arena, ta_class_small(n), ta_router_malloc_miss);
   if (ta_likely(p != NULL)) memset(p, 0, n);
   return p;
 }
@@ -132,7 +183,8 @@ size_t ta_router_realloc_copied(void) { return atomic_load_explicit(&realloc_cop
  * block that stays above the threshold (or the classes) is resized by mremap, which moves page
  * tables, not bytes. Only a move between the bins, or between the bins and a mapping, copies. */
 void *ta_router_realloc(void *p, size_t size) {
-  if (p == NULL) return ta_router_malloc(size);
+  void *caller = __builtin_return_address(0);
+  if (p == NULL) return malloc_for(size, caller);
   if (size == 0) {
     ta_router_free(p);
     return NULL;
@@ -152,14 +204,16 @@ void *ta_router_realloc(void *p, size_t size) {
     if (page->arena == ta_tls_arena && page->capacity == 1 && size < ta_mmap_threshold() &&
         size <= TA_CLASS_MAX_SIZE && ta_arena_resize_in_place(page->arena, page, p, size))
       return p;
-  } else if (size >= ta_mmap_threshold() || size > TA_CLASS_MAX_SIZE) {
+  } else if ((size >= ta_mmap_threshold() || size > TA_CLASS_MAX_SIZE) &&
+             /* a sampled block moves through malloc and free, which keep the profile right */
+             !(atomic_load_explicit(&ta_prof_live, memory_order_relaxed) != 0 && ta_prof_sampled(p))) {
     bool live;
     void *q = ta_large_resize(p, size, &live);
     if (!live) ta_router_bad_pointer("realloc", p); /* freed by another thread since the check */
     if (q == NULL) errno = ENOMEM;
     return q;
   }
-  void *q = ta_router_malloc(size);
+  void *q = malloc_for(size, caller);
   if (q == NULL) return NULL;
   size_t n = old < size ? old : size;
   memcpy(q, p, n);
@@ -180,15 +234,16 @@ void *ta_router_reallocarray(void *p, size_t count, size_t size) {
   return ta_router_realloc(p, n);
 }
 
-/* align: a power of two. */
-static void *aligned(size_t align, size_t size) {
-  if (align <= TA_ALIGN) return ta_router_malloc(size);
+/* align: a power of two; caller: the return address into the program. */
+static void *aligned(size_t align, size_t size, void *caller) {
+  if (align <= TA_ALIGN) return malloc_for(size, caller);
   if (size > TA_MAX_REQUEST || align > TA_MAX_REQUEST) return NULL;
+  bool fresh;
+  if (ta_unlikely(ta_prof_on()) && ta_prof_tick(size)) return malloc_sampled(size, align, &fresh, caller);
   if (align <= TA_ALIGNED_BIN_MAX && size < ta_mmap_threshold()) {
     unsigned cls = ta_class_for_aligned(size, align);
     if (cls < TA_CLASSES) return ta_arena_alloc_or(ta_tls_arena, cls, ta_router_malloc_miss);
   }
-  bool fresh;
   ta_init(); /* the large header's tag needs the secret */
   return ta_large_alloc(size, align, false, &fresh);
 }
@@ -198,7 +253,7 @@ void *ta_router_aligned_alloc(size_t align, size_t size) {
     errno = EINVAL;
     return NULL;
   }
-  void *p = aligned(align, size);
+  void *p = aligned(align, size, __builtin_return_address(0));
   if (p == NULL) errno = ENOMEM;
   return p;
 }
@@ -212,7 +267,7 @@ void *ta_router_memalign(size_t align, size_t size) { return ta_router_aligned_a
 int ta_router_posix_memalign(void **out, size_t align, size_t size) {
   if (!ta_is_pow2(align) || align % sizeof(void *) != 0) return EINVAL;
   int saved = errno;
-  void *p = aligned(align, size);
+  void *p = aligned(align, size, __builtin_return_address(0));
   if (p == NULL) {
     errno = ENOMEM;
     return ENOMEM;
@@ -262,7 +317,10 @@ int ta_router_trim(size_t pad) { return ta_sched_trim_now(pad); }
 /* mallopt before the first malloc must not be undone by the environment read at start-up. */
 int ta_router_mallopt(int option, long value) {
   ta_init();
-  return ta_config_set(option, value);
+  int taken = ta_config_set(option, value);
+  /* TA_OPT_PROF: the calling thread follows at once, the others at their next slow path */
+  ta_prof_thread_sync();
+  return taken;
 }
 
 /* glibc reads a size parameter as its int converted to size_t, so a negative value is a huge size

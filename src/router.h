@@ -18,7 +18,7 @@ void ta_router_free_slow(void *p);
 _Noreturn void ta_router_bad_pointer(const char *func, const void *p);
 
 TA_INLINE void *ta_route_malloc(size_t size) {
-  if (ta_likely(size <= TA_SMALL_TABLE_MAX)) return ta_arena_alloc_or(ta_tls_arena, ta_class_small(size), ta_router_malloc_miss);
+  if (ta_likely(size <= ta_tls.small_max)) return ta_arena_alloc_or(ta_tls_arena, ta_class_small(size), ta_router_malloc_miss);
   return ta_router_malloc_big(size);
 }
 

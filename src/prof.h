@@ -1,0 +1,54 @@
+/* The sampling heap profiler (src/prof.c): which call stacks hold the memory. With profiling on,
+ * every request leaves the fast path (ta_tls.small_max is 0 on the threads it samples) and the
+ * router's slow path counts its bytes down; a sampled block is served by its own mapping
+ * (src/large.c) and recorded here, so its free always reaches the router's slow free, which tells
+ * the profiler. Profiling off, nothing here runs on a fast path. */
+#ifndef TA_PROF_H
+#define TA_PROF_H
+
+#include <stdatomic.h>
+
+#include "arenas/arena.h" /* ta_tls */
+#include "src/common.h"
+#include "src/config.h"
+
+#pragma GCC visibility push(hidden)
+
+#define TA_PROF_FRAMES 64
+
+/* Sampled blocks still live, process-wide: the slow free asks the profiler only while this is not
+ * 0. Changed under the profiler's lock; read relaxed: a thread that frees a sampled block got it
+ * from the thread that recorded it through some synchronisation after the recording, so it sees
+ * the count of at least that block. */
+extern _Atomic size_t ta_prof_live;
+/* Bytes left before this thread's next sample (the countdown, src/prof.c). */
+extern __thread int64_t ta_prof_tls_left __attribute__((tls_model("initial-exec")));
+
+TA_INLINE bool ta_prof_on(void) { return atomic_load_explicit(&ta_config.prof, memory_order_relaxed) != 0; }
+
+/* The calling thread takes the fast path again, or stops taking it, as profiling is off or on. The
+ * router's malloc miss calls it, so every thread follows a change at its next slow path. */
+TA_INLINE void ta_prof_thread_sync(void) { ta_tls.small_max = ta_prof_on() ? 0 : TA_SMALL_TABLE_MAX; }
+
+/* Profiling is on and the calling thread asks for `size` bytes: counts them down; true when the
+ * countdown ran out, and then ta_prof_tick_slow decides whether this request is sampled. */
+TA_INLINE bool ta_prof_countdown(size_t size) {
+  ta_prof_tls_left -= (int64_t)size;
+  return ta_prof_tls_left <= 0;
+}
+bool ta_prof_tick_slow(void);
+/* Both: whether to sample this request. */
+TA_INLINE bool ta_prof_tick(size_t size) { return ta_unlikely(ta_prof_countdown(size)) && ta_prof_tick_slow(); }
+
+/* Records p, a block of `size` bytes just allocated for the caller whose return address is `caller`
+ * (the first frame kept; frames above it are tamalloc's own). */
+void ta_prof_record(void *p, size_t size, void *caller);
+/* p is being freed: forgets it if it is a sampled block. True if it was. */
+bool ta_prof_forget(const void *p);
+/* Whether p is a live sampled block. */
+bool ta_prof_sampled(const void *p);
+/* Fork handlers (protocol in src/init.c): the profiler's lock, last in the lock order. */
+void ta_prof_fork(ta_fork_phase_t phase);
+
+#pragma GCC visibility pop
+#endif
