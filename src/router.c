@@ -288,28 +288,29 @@ void *ta_router_pvalloc(size_t size) {
   return ta_router_aligned_alloc(TA_PAGE, rounded);
 }
 
-/* free_sized and free_aligned_sized: the size must be one the block could have been made for. */
-static void free_checked_size(const char *func, void *p, size_t align, size_t size) {
+/* free_sized, free_aligned_sized and the sized operator deletes' slow path: the size must be one the
+ * block could have been made for, or with `at_most` only no larger than the block. */
+void ta_router_free_checked(const char *func, void *p, size_t align, size_t size, bool at_most) {
   if (p == NULL) return;
   ta_page_t *page;
   ta_large_view_t large;
   size_t usable = usable_checked(func, p, &page, &large);
   bool ok = size <= usable;
-  if (ok && page != NULL) {
+  if (ok && !at_most && page != NULL) {
     unsigned cls = ta_class_of(size);
     bool as_aligned = align > TA_ALIGN && ta_class_for_aligned(size, align) == page->cls;
     ok = as_aligned || cls + TA_REALLOC_KEEP_CLASSES >= page->cls;
-  } else if (ok) {
+  } else if (ok && !at_most) {
     ok = ta_large_size_matches(&large, size, align);
   }
   if (!ok) ta_fatal_ptr(func, "size does not match the block", p);
   ta_router_free(p);
 }
 
-void ta_router_free_sized(void *p, size_t size) { free_checked_size("free_sized", p, 0, size); }
+void ta_router_free_sized(void *p, size_t size) { ta_router_free_checked("free_sized", p, 0, size, false); }
 
 void ta_router_free_aligned_sized(void *p, size_t align, size_t size) {
-  free_checked_size("free_aligned_sized", p, align, size);
+  ta_router_free_checked("free_aligned_sized", p, align, size, false);
 }
 
 int ta_router_trim(size_t pad) { return ta_sched_trim_now(pad); }

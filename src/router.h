@@ -39,6 +39,9 @@ void *ta_router_reallocarray(void *p, size_t count, size_t size);
 void ta_router_free(void *p);
 void ta_router_free_sized(void *p, size_t size);
 void ta_router_free_aligned_sized(void *p, size_t align, size_t size);
+/* Frees p if `size` (and `align`, 0 for none) is one its block could have been made for (with
+ * `at_most`: if it is no larger than the block), else aborts naming `func` and p. */
+void ta_router_free_checked(const char *func, void *p, size_t align, size_t size, bool at_most);
 void *ta_router_aligned_alloc(size_t align, size_t size);
 int ta_router_posix_memalign(void **out, size_t align, size_t size);
 void *ta_router_memalign(size_t align, size_t size);

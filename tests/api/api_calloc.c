@@ -1,5 +1,11 @@
 /* calloc, through ta_*: the memory is zero, fresh or reused after a dirty free, small, medium and
- * large (>= 128 KiB, where a cached or recycled mapping would also have to be cleared). */
+ * large (>= 128 KiB, where a cached or recycled mapping would also have to be cleared), at every size
+ * class, after a purge, and the overflow checks. The cases after a purge and at every class guard any
+ * skipped memset: a skip that trusts memory to be zero too eagerly shows here as a dirty byte. Run
+ * again with TAMALLOC_DECAY_MS=0 (api_calloc_decay0), where frees that empty a span purge at once. */
+#include <errno.h>
+#include <stdint.h>
+
 #include "blocks.h"
 
 #define DIRTY 0xaa
@@ -100,10 +106,93 @@ static void test_mixed_reuse(uint64_t seed) {
   }
 }
 
+/* Every size class (each usable size malloc gives, from 16 B to the threshold): blocks filled
+ * DIRTY over their whole usable size and freed, then calloc'd at that full size. */
+static void test_every_class(void) {
+  enum { MAXN = 64 };
+  void *ps[MAXN];
+  size_t classes = 0;
+  for (size_t n = 1; n < TB_ROUTER_LINE;) {
+    void *probe = ta_malloc(n);
+    CHECK(probe != NULL);
+    size_t u = ta_usable_size(probe);
+    ta_free(probe);
+    size_t count = (4 * TB_MIB) / u < MAXN ? (4 * TB_MIB) / u + 1 : MAXN;
+    for (size_t i = 0; i < count; i++) {
+      ps[i] = ta_malloc(u);
+      CHECK(ps[i] != NULL && ta_usable_size(ps[i]) == u);
+      memset(ps[i], DIRTY, u);
+    }
+    for (size_t i = 0; i < count; i++) ta_free(ps[i]);
+    for (size_t i = 0; i < count; i++) {
+      ps[i] = ta_calloc(1, u);
+      CHECK(ps[i] != NULL);
+      check_zero(ps[i], u, "ta_calloc (every class)", 1, u);
+      memset(ps[i], DIRTY, u);
+    }
+    for (size_t i = 0; i < count; i++) ta_free(ps[i]);
+    classes++;
+    n = u + 1;
+  }
+  CHECK(classes > 40); /* the walk met the classes, not a few big steps */
+}
+
+/* After malloc_trim's purge: free units and the free OS pages inside partly used spans go back to
+ * the OS (zero when faulted in again), and the spans that stay carry dirty blocks beside them; calloc
+ * must be zero over both, and over dirty blocks freed after the purge. */
+static void test_after_purge(uint64_t seed) {
+  test_rng_t r = {seed ^ 0x9e3779b9ull};
+  enum { N = 4000 };
+  static void *ps[N];
+  static size_t sz[N];
+  for (int round = 0; round < 3; round++) {
+    for (size_t i = 0; i < N; i++) {
+      sz[i] = tb_log_uniform(&r, 4, round == 2 ? 17 : 13);
+      ps[i] = ta_malloc(sz[i]);
+      CHECK(ps[i] != NULL);
+      memset(ps[i], DIRTY, ta_usable_size(ps[i]));
+    }
+    /* Free most, keeping every tenth block live so that spans stay partly used. */
+    for (size_t i = 0; i < N; i++)
+      if (i % 10 != 0) ta_free(ps[i]);
+    ta_trim(0);
+    for (size_t i = 0; i < N; i++) {
+      if (i % 10 == 0) continue;
+      ps[i] = ta_calloc(1, sz[i]);
+      CHECK(ps[i] != NULL);
+      check_zero(ps[i], sz[i], "ta_calloc (after a purge)", 1, sz[i]);
+      memset(ps[i], DIRTY, ta_usable_size(ps[i]));
+    }
+    for (size_t i = 0; i < N; i++) ta_free(ps[i]);
+    for (size_t i = 0; i < N; i++) { /* dirty reuse right after the purged memory came back */
+      ps[i] = ta_calloc(sz[i], 1);
+      CHECK(ps[i] != NULL);
+      check_zero(ps[i], sz[i], "ta_calloc (reused after a purge)", sz[i], 1);
+      memset(ps[i], DIRTY, ta_usable_size(ps[i]));
+    }
+    for (size_t i = 0; i < N; i++) ta_free(ps[i]);
+  }
+}
+
+/* count * size overflows, or asks for more than any allocation can be: NULL and ENOMEM. */
+static void test_overflow(void) {
+  static const size_t pairs[][2] = {{SIZE_MAX, 2}, {2, SIZE_MAX}, {SIZE_MAX / 2 + 1, 2}, {SIZE_MAX, SIZE_MAX},
+                                    {(size_t)1 << 32, (size_t)1 << 32}, {PTRDIFF_MAX, 1}, {1, SIZE_MAX}};
+  for (size_t i = 0; i < sizeof pairs / sizeof pairs[0]; i++) {
+    errno = 0;
+    void *p = ta_calloc(pairs[i][0], pairs[i][1]);
+    CHECK_MSG(p == NULL && errno == ENOMEM, "ta_calloc(%zu, %zu) = %p, errno %d", pairs[i][0], pairs[i][1],
+              p, errno);
+  }
+}
+
 int main(void) {
   uint64_t seed = test_seed(0xca110cull);
   test_fresh();
   test_dirty_reuse(seed);
   test_mixed_reuse(seed);
+  test_every_class();
+  test_after_purge(seed);
+  test_overflow();
   return 0;
 }
