@@ -5,10 +5,10 @@
 #include "arenas/sizeclass.h"
 #include "src/router.h"
 
-/* operator new is ta_route_malloc with its own miss functions, which turn NULL into the new_handler
- * loop: the fast path then keeps no size alive across the call, exactly as malloc's (a retry asks
- * for the class's size, which lands in the same class). Failures are tail calls, so a bad_alloc
- * thrown there unwinds no frame of this file. */
+/* operator new is ta_route_malloc, the profiler's gate (ta_tls.small_max) included, with its own
+ * miss functions, which turn NULL into the new_handler loop: the fast path then keeps no size alive
+ * across the call, exactly as malloc's (a retry asks for the class's size, which lands in the same
+ * class). Failures are tail calls, so a bad_alloc thrown there unwinds no frame of this file. */
 __attribute__((noinline)) static void *new_miss(ta_arena_t *arena, size_t cls) {
   void *p = ta_router_malloc_miss(arena, cls);
   if (ta_likely(p != NULL)) return p;
@@ -28,12 +28,12 @@ __attribute__((noinline)) static void *new_big(size_t size, bool nothrow) {
 }
 
 void *ta_cxx_new(size_t size) {
-  if (ta_likely(size <= TA_SMALL_TABLE_MAX)) return ta_arena_alloc_or(ta_tls_arena, ta_class_small(size), new_miss);
+  if (ta_likely(size <= ta_tls.small_max)) return ta_arena_alloc_or(ta_tls_arena, ta_class_small(size), new_miss);
   return new_big(size, false);
 }
 
 void *ta_cxx_new_nothrow(size_t size) {
-  if (ta_likely(size <= TA_SMALL_TABLE_MAX)) return ta_arena_alloc_or(ta_tls_arena, ta_class_small(size), new_nothrow_miss);
+  if (ta_likely(size <= ta_tls.small_max)) return ta_arena_alloc_or(ta_tls_arena, ta_class_small(size), new_nothrow_miss);
   return new_big(size, true);
 }
 
