@@ -83,6 +83,16 @@ void *ta_os_remap(void *p, size_t old_size, size_t new_size) {
   return q;
 }
 
+bool ta_os_move(void *p, size_t size, void *to) {
+  if (os_enter(TA_OS_MREMAP)) return false;
+  int saved = errno;
+  void *q = mremap(p, size, size, MREMAP_MAYMOVE | MREMAP_FIXED, to);
+  errno = saved;
+  if (q == MAP_FAILED) return false;
+  os_after_map();
+  return true;
+}
+
 bool ta_os_purge(void *p, size_t size) {
   if (os_enter(TA_OS_PURGE)) return false;
   int saved = errno;

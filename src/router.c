@@ -64,17 +64,19 @@ void ta_router_bad_pointer(const char *func, const void *p) {
   ta_fatal_ptr(func, "invalid pointer", p);
 }
 
+/* Large pages were kept for reuse: the scheduler's thread must run to give them back after the
+ * decay time, also in a program that frees its big buffers and then only sleeps (no malloc slow path
+ * would ever poll the flag). No lock is held here, as on the malloc slow path. */
+static void retained_wake(void) {
+  ta_sched_wake();
+  ta_sched_start_wanted();
+}
+
 void ta_router_free_slow(void *p) {
   if (p == NULL) return;
   bool retained;
   if (!ta_large_free(p, &retained)) ta_router_bad_pointer("free", p);
-  if (retained) {
-    /* The mapping was kept for reuse: the scheduler's thread must run to give it back after the
-     * decay time, also in a program that frees its big buffers and then only sleeps (no malloc slow
-     * path would ever poll the flag). No lock is held here, as on the malloc slow path. */
-    ta_sched_wake();
-    ta_sched_start_wanted();
-  }
+  if (retained) retained_wake();
 }
 
 void ta_router_free(void *p) { ta_route_free(p); }
@@ -153,11 +155,15 @@ void *ta_router_realloc(void *p, size_t size) {
         size <= TA_CLASS_MAX_SIZE && ta_arena_resize_in_place(page->arena, page, p, size))
       return p;
   } else if (size >= ta_mmap_threshold() || size > TA_CLASS_MAX_SIZE) {
-    bool live;
-    void *q = ta_large_resize(p, size, &live);
-    if (!live) ta_router_bad_pointer("realloc", p); /* freed by another thread since the check */
-    if (q == NULL) errno = ENOMEM;
-    return q;
+    ta_large_resize_t how;
+    void *q = ta_large_resize(p, size, &how);
+    if (!how.live) ta_router_bad_pointer("realloc", p); /* freed by another thread since the check */
+    if (how.copied) atomic_fetch_add_explicit(&realloc_copied, how.copied, memory_order_relaxed);
+    if (how.retained) retained_wake();
+    if (q != NULL) return q;
+    /* mremap failed: a move by copy below may still find memory (or a mapping mremap could not
+     * take whole). The block may have shrunk meanwhile only in a racing program: read it again. */
+    old = usable_checked("realloc", p, NULL, NULL);
   }
   void *q = ta_router_malloc(size);
   if (q == NULL) return NULL;

@@ -46,9 +46,29 @@ static unsigned char *step(unsigned char *p, size_t a, size_t b, uint32_t tag, i
   unsigned long remaps = ta_os_calls(TA_OS_MREMAP) - r0;
   size_t full = usable < b ? usable : b; /* what a move copies */
   if (was_mapped) {
-    if (mapped_for(b, t)) {
-      /* mremap or nothing: never a copy; within the mapping's pages, not even mremap. */
-      CHECK_MSG(copied == 0, "mapped realloc %zu -> %zu copied %zu bytes", a, b, copied);
+    if (mapped_for(b, t) && b < t && pages(b) * 4096 - 16 < usable) {
+      /* A heap block shrinks where it is; its tail is retained, no system call but the eviction
+       * of a smaller retained range (munmap). */
+      CHECK_MSG(q == p && copied == 0 && remaps == 0, "heap realloc %zu -> %zu moved (copied %zu, %lu mremaps)",
+                a, b, copied, remaps);
+    } else if (mapped_for(b, t) && b < t && pages(b) * 4096 - 16 > usable) {
+      /* A heap block grows into the retained range after it (in place, no call), or by a copy into
+       * a retained range (of the old block: copies at most 4 times what it adds), or by mremap,
+       * its new pages moved in from retained ranges (up to 8 more mremaps); a block made of
+       * retained ranges may span kernel mappings, which mremap refuses: then one copy. */
+      if (q == p)
+        CHECK_MSG(copied == 0 && remaps == 0, "heap realloc %zu -> %zu in place copied %zu, %lu mremaps", a, b,
+                  copied, remaps);
+      else if (copied != 0)
+        CHECK_MSG(copied == usable && (remaps == 0 ? copied <= 4 * (b - a) + 8192 : remaps == 1),
+                  "heap realloc %zu -> %zu copied %zu, %lu mremaps", a, b, copied, remaps);
+      else
+        CHECK_MSG(remaps >= 1 && remaps <= 9, "heap realloc %zu -> %zu: %lu mremap calls", a, b, remaps);
+    } else if (mapped_for(b, t)) {
+      /* mremap or nothing; within the mapping's pages, not even mremap. A block made of retained
+       * ranges may span kernel mappings, which mremap refuses: then that one call and a copy. */
+      CHECK_MSG(copied == 0 || (copied == full && remaps == 1), "mapped realloc %zu -> %zu copied %zu bytes", a, b,
+                copied);
       if (pages(b) * 4096 - 16 == usable)
         CHECK_MSG(q == p && remaps == 0, "realloc %zu -> %zu within the mapping's pages moved or remapped", a, b);
       else
