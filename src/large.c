@@ -33,7 +33,6 @@
 #include <stdatomic.h>
 #include <string.h>
 
-#include "arenas/sizeclass.h"
 #include "src/config.h"
 #include "src/os.h"
 #include "src/secret.h"
@@ -93,7 +92,7 @@ static _Atomic size_t live_bytes, peak_bytes;
 /* Counted: blocks of more than the largest class, the requests only retained pages can serve (the
  * bins take the smaller ones once the threshold has risen, and pages kept for them would wait for
  * the decay while the bins grow: mixed_sizes' peak RSS rose 14 % with every block counted). */
-static size_t live_counted(size_t map_size) { return map_size > TA_CLASS_MAX_SIZE + TA_PAGE ? map_size : 0; }
+static size_t live_counted(size_t map_size) { return map_size > TA_LARGE_CLASS_MAX + TA_PAGE ? map_size : 0; }
 
 static void live_add(size_t add_map, size_t sub_map) {
   size_t add = live_counted(add_map), sub = live_counted(sub_map);
@@ -400,8 +399,8 @@ static char *cache_take(size_t need, size_t *size, bool misfit_ok) {
 /* The range [base, base + size), reserved in cache_held, joins this thread's shard, merged with the
  * shard's retained ranges it touches: a block freed next to the tail split off it (or next to a
  * block freed before it) becomes one range again, which serves a larger request without a system
- * call. A merged range may span two kernel mappings, which mremap refuses: every mremap of one falls
- * back (ta_large_alloc maps afresh, realloc copies). Merging keeps the pages and frees a slot. */
+ * call. A merged range may span two kernel mappings, which mremap refuses whole: the moves that take
+ * such ranges go piece by piece (move_pages). Merging keeps the pages and frees a slot. */
 static void cache_put(char *base, size_t size) {
   cache_shard_t *c = cache_own();
   uint64_t merged = 0;
@@ -512,6 +511,24 @@ static bool retain_or_unmap(char *base, size_t size) {
   return false;
 }
 
+/* Moves the pages of [src, src + len) to [dst, dst + len), a range of fresh pages, and unmaps src:
+ * by mremap, which takes one kernel mapping at a time, so a range that spans several (cache_put
+ * merges neighbours, cache_fill assembles mappings of several) is moved in halves until each half
+ * lies in one; a page mremap still refuses (no memory for a kernel mapping) is copied and unmapped.
+ * Both ranges are the caller's alone: no other thread reads them meanwhile. Calls: one for a range
+ * in one mapping, about 2 log2(pages) more for each boundary inside it. */
+static void move_pages(char *src, size_t len, char *dst) {
+  if (ta_os_move(src, len, dst)) return;
+  if (len <= TA_PAGE) {
+    memcpy(dst, src, len);
+    ta_os_unmap(src, len);
+    return;
+  }
+  size_t half = len / TA_PAGE / 2 * TA_PAGE;
+  move_pages(src, half, dst);
+  move_pages(src + half, len - half, dst + half);
+}
+
 /* Retained ranges a gathered mapping is made of, at most: each costs an mremap and leaves the
  * mapping one more kernel mapping (vm.max_map_count). */
 #define TA_GATHER_MAX 8
@@ -528,11 +545,7 @@ static bool cache_fill(char *dest, size_t off, size_t size) {
     char *r = cache_take(rem, &have, true);
     if (r == NULL) break;
     size_t len = have < rem ? have : rem;
-    if (!ta_os_move(r, len, dest + off)) {
-      /* A range that cache_put merged across two kernel mappings: keep it for a request it fits. */
-      retain_or_unmap(r, have);
-      break;
-    }
+    move_pages(r, len, dest + off);
     if (len < have) retain_or_unmap(r + len, have - len);
     off += len;
     moved = true;
@@ -916,7 +929,19 @@ void *ta_large_resize(void *p, size_t size, ta_large_resize_t *how) {
    * at once, and its registration must find no live entry of ours. */
   reg_bury(s, i, v.map_size);
   ta_unlock(&s->lock);
-  char *base = ta_os_remap((char *)p - v.map_offset, v.map_size, map_size);
+  char *old_base = (char *)p - v.map_offset;
+  bool spans;
+  char *base = ta_os_remap(old_base, v.map_size, map_size, &spans);
+  if (base == NULL && spans) {
+    /* A block made of retained ranges may span kernel mappings, which mremap refuses whole: move
+     * its pages into a fresh mapping a piece at a time (move_pages: no byte copied). */
+    base = ta_os_map(map_size);
+    if (base != NULL) {
+      size_t keep = map_size < v.map_size ? map_size : v.map_size;
+      move_pages(old_base, keep, base);
+      if (keep < v.map_size) ta_os_unmap(old_base + keep, v.map_size - keep);
+    }
+  }
   char *q = base ? base + v.map_offset : p;
   if (base) {
     ta_large_hdr_t *nh = hdr_of(q);

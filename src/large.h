@@ -8,6 +8,10 @@
 
 #pragma GCC visibility push(hidden)
 
+/* The largest size class (TA_CLASS_MAX_SIZE in arenas/sizeclass.h, a layer this one may not
+ * include; src/router.c asserts they are equal): larger requests only large blocks can serve. */
+#define TA_LARGE_CLASS_MAX ((size_t)1 << 20)
+
 /* The 16 bytes before every large block. */
 typedef struct ta_large_hdr_s {
   size_t map_size;     /* bytes mapped for the block, header included, a page multiple */
@@ -43,8 +47,7 @@ typedef struct ta_large_resize_s {
 /* Grow or shrink a live large block. Below the mmap threshold (a heap block) it shrinks where it is,
  * its tail retained, and grows into the retained range after it, or by a copy into a retained range
  * when that copies little more than it would fault; otherwise by mremap. A bad header aborts
- * ("realloc"). NULL with how->live true: mremap failed (no memory, or a block whose pages span two
- * kernel mappings after cache_put merged them), p untouched: the caller may still copy. */
+ * ("realloc"). NULL with how->live true: no memory, p untouched. */
 void *ta_large_resize(void *p, size_t size, ta_large_resize_t *how);
 bool ta_large_owns(const void *p);
 /* p was a large block that has been freed (and its address not mapped for a block since): a second

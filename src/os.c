@@ -73,10 +73,12 @@ void *ta_os_map_aligned(size_t size, size_t align) {
   return (void *)start;
 }
 
-void *ta_os_remap(void *p, size_t old_size, size_t new_size) {
+void *ta_os_remap(void *p, size_t old_size, size_t new_size, bool *spans) {
+  *spans = false;
   if (os_enter(TA_OS_MREMAP)) return NULL;
   int saved = errno;
   void *q = mremap(p, old_size, new_size, MREMAP_MAYMOVE);
+  *spans = q == MAP_FAILED && errno == EFAULT;
   errno = saved;
   if (q == MAP_FAILED) return NULL;
   os_after_map();

@@ -23,6 +23,8 @@
 #include "tamalloc.h"
 #include "src/sched.h"
 
+_Static_assert(TA_LARGE_CLASS_MAX == TA_CLASS_MAX_SIZE, "src/large.h names the largest class");
+
 #define TA_ALIAS(name) __attribute__((alias(#name), visibility("default")))
 
 void *ta_router_malloc_miss(ta_arena_t *arena, size_t cls) {
@@ -160,10 +162,8 @@ void *ta_router_realloc(void *p, size_t size) {
     if (!how.live) ta_router_bad_pointer("realloc", p); /* freed by another thread since the check */
     if (how.copied) atomic_fetch_add_explicit(&realloc_copied, how.copied, memory_order_relaxed);
     if (how.retained) retained_wake();
-    if (q != NULL) return q;
-    /* mremap failed: a move by copy below may still find memory (or a mapping mremap could not
-     * take whole). The block may have shrunk meanwhile only in a racing program: read it again. */
-    old = usable_checked("realloc", p, NULL, NULL);
+    if (q == NULL) errno = ENOMEM;
+    return q;
   }
   void *q = ta_router_malloc(size);
   if (q == NULL) return NULL;
