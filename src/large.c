@@ -21,7 +21,10 @@
  * takes from another shard only when its own is empty. The global limits are one atomic word
  * (cache_held) that a free reserves in before it inserts. The trimmer unmaps retained mappings after
  * the decay time like any other free memory. They are not in the registry: a retained mapping is no
- * block.
+ * block. Retained mappings are page ranges, not whole mappings: they merge with a range freed next
+ * to them, split for a smaller request, and a request none fits is assembled by moving the pages of
+ * several into a fresh mapping (cache_fill); a heap block's realloc works on the same ranges
+ * (resize_heap). The byte limit follows the peak of the live blocks (cache_max_bytes).
  *
  * Locks (the process-wide order is in src/init.c): a thread holds at most one of this file's locks
  * at a time, registry shard or cache shard, and no other tamalloc lock with it; only the fork
