@@ -21,7 +21,10 @@
  * takes from another shard only when its own is empty. The global limits are one atomic word
  * (cache_held) that a free reserves in before it inserts. The trimmer unmaps retained mappings after
  * the decay time like any other free memory. They are not in the registry: a retained mapping is no
- * block.
+ * block. Retained mappings are page ranges, not whole mappings: they merge with a range freed next
+ * to them, split for a smaller request, and a request none fits is assembled by moving the pages of
+ * several into a fresh mapping (cache_fill); a heap block's realloc works on the same ranges
+ * (resize_heap). The byte limit follows the peak of the live blocks (cache_max_bytes).
  *
  * Locks (the process-wide order is in src/init.c): a thread holds at most one of this file's locks
  * at a time, registry shard or cache shard, and no other tamalloc lock with it; only the fork
@@ -29,6 +32,7 @@
  * munmap or mremap runs under any of them; a registry table's own mmap does. */
 #include "src/large.h"
 
+#include <sched.h>
 #include <stdatomic.h>
 #include <string.h>
 
@@ -81,6 +85,26 @@ static bool reg_first_ready(void) {
 static bool is_first_table(const uintptr_t *t) {
   uintptr_t *f = atomic_load_explicit(&reg_first, memory_order_acquire);
   return f != NULL && t >= f && t < f + TA_REG_SHARDS * TA_REG_MIN_CAP;
+}
+
+/* Bytes mapped for live large blocks (live_counted) in all shards, and the most they have been: what the cache's
+ * byte limit measures against (cache_max_bytes). Relaxed: statistics that enforce a limit, no
+ * memory is published through them. */
+static _Atomic size_t live_bytes, peak_bytes;
+
+/* Counted: blocks of more than the largest class, the requests only retained pages can serve (the
+ * bins take the smaller ones once the threshold has risen, and pages kept for them would wait for
+ * the decay while the bins grow: mixed_sizes' peak RSS rose 14 % with every block counted). */
+static size_t live_counted(size_t map_size) { return map_size > TA_LARGE_CLASS_MAX + TA_PAGE ? map_size : 0; }
+
+static void live_add(size_t add_map, size_t sub_map) {
+  size_t add = live_counted(add_map), sub = live_counted(sub_map);
+  if (add == sub) return;
+  size_t now = atomic_fetch_add_explicit(&live_bytes, add - sub, memory_order_relaxed) + add - sub;
+  size_t peak = atomic_load_explicit(&peak_bytes, memory_order_relaxed);
+  while (now > peak &&
+         !atomic_compare_exchange_weak_explicit(&peak_bytes, &peak, now, memory_order_relaxed, memory_order_relaxed)) {
+  }
 }
 
 static uint64_t addr_hash(uintptr_t key) { return (uint64_t)(key >> 4) * 0x9e3779b97f4a7c15ull; }
@@ -173,6 +197,7 @@ static void reg_insert(reg_shard_t *s, uintptr_t p, size_t map_size) {
   s->table[i] = p;
   s->live++;
   s->bytes += map_size;
+  live_add(map_size, 0);
 }
 
 /* s->lock held. The live block in slot i becomes a tombstone; the ring remembers it, forgetting
@@ -184,6 +209,7 @@ static void reg_bury(reg_shard_t *s, size_t i, size_t map_size) {
   s->live--;
   s->tombs++;
   s->bytes -= map_size;
+  live_add(0, map_size);
   uintptr_t old = s->ring[s->ring_next];
   s->ring[s->ring_next] = p;
   s->ring_next = (s->ring_next + 1) % TA_TOMBS_PER_SHARD;
@@ -256,6 +282,10 @@ static _Atomic uint64_t cache_held;
 static _Atomic unsigned cache_deal;            /* next shard to deal a thread */
 static __thread unsigned tls_cache_shard;      /* this thread's shard + 1; 0 before it has one */
 
+size_t ta_large_cached_bytes(void) {
+  return (size_t)(atomic_load_explicit(&cache_held, memory_order_relaxed) & CACHE_PAGES_MASK) * TA_PAGE;
+}
+
 static cache_shard_t *cache_own(void) {
   if (ta_unlikely(tls_cache_shard == 0))
     tls_cache_shard = atomic_fetch_add_explicit(&cache_deal, 1, memory_order_relaxed) % TA_CACHE_SHARDS + 1;
@@ -271,10 +301,20 @@ static uint64_t cache_units(size_t size) { return ((uint64_t)1 << CACHE_COUNT_SH
  * find theirs. */
 static size_t cache_max_bytes(void) {
   size_t t = atomic_load_explicit(&ta_config.trim_threshold, memory_order_relaxed);
+  if (t == 0) return 0; /* M_TRIM_THRESHOLD 0: retain nothing */
   unsigned users = atomic_load_explicit(&cache_deal, memory_order_relaxed);
   users = users == 0 ? 1 : users > TA_CACHE_SHARDS ? TA_CACHE_SHARDS : users;
-  if (t > TA_CACHE_MAX_BYTES / users) return TA_CACHE_MAX_BYTES;
-  return t * users;
+  size_t max = t > TA_CACHE_MAX_BYTES / users ? TA_CACHE_MAX_BYTES : t * users;
+  /* Also what the live blocks were at their peak and are no more: retained pages that keep live plus
+   * retained below the peak add nothing to the peak (the next requests are made of them first,
+   * cache_gather), and each one a free unmaps is a page the next request faults in again. Measured
+   * (issue 12): with the trim threshold alone (32 MiB), big_blocks unmapped 242 MiB at --scale 0.1
+   * and faulted 3.4x the pages tcmalloc did. */
+  size_t peak = atomic_load_explicit(&peak_bytes, memory_order_relaxed);
+  size_t live = atomic_load_explicit(&live_bytes, memory_order_relaxed);
+  size_t below = peak > live ? peak - live : 0;
+  if (below > max) max = below;
+  return max < TA_CACHE_MAX_BYTES ? max : TA_CACHE_MAX_BYTES;
 }
 
 /* Room for one more retained mapping of `size` bytes within both limits: reserved, true. */
@@ -322,13 +362,13 @@ static int cache_best(const cache_shard_t *c, size_t need) {
 
 /* A retained mapping for `need` bytes, its reservation in cache_held released: one that fits
  * (cache_fits) or splits (cache_splits: the head is taken, the tail stays in its slot) from this
- * thread's shard, else from another shard, else the best misfit found, from this thread's shard
+ * thread's shard, else from another shard, else (misfit_ok) the best misfit found, from this thread's shard
  * first (a misfit costs an mremap; looking at the other shards first costs a few uncontended locks).
  * Measured (issue 12): without the split, large_loop's freed 5-25 MiB mappings met a request of
  * another size, and the mremap that cut them gave back pages the next request faulted in again. */
-static char *cache_take(size_t need, size_t *size) {
+static char *cache_take(size_t need, size_t *size, bool misfit_ok) {
   unsigned start = (unsigned)(cache_own() - cache);
-  for (int pass = 0; pass < 2; pass++) {
+  for (int pass = 0; pass < (misfit_ok ? 2 : 1); pass++) {
     for (unsigned k = 0; k < TA_CACHE_SHARDS; k++) {
       cache_shard_t *c = &cache[(start + k) % TA_CACHE_SHARDS];
       if (atomic_load_explicit(&c->avail, memory_order_relaxed) == 0) continue;
@@ -359,14 +399,64 @@ static char *cache_take(size_t need, size_t *size) {
   return NULL;
 }
 
-/* The mapping [base, base + size), reserved in cache_held, joins this thread's shard. */
+/* The range [base, base + size), reserved in cache_held, joins this thread's shard, merged with the
+ * shard's retained ranges it touches: a block freed next to the tail split off it (or next to a
+ * block freed before it) becomes one range again, which serves a larger request without a system
+ * call. A merged range may span two kernel mappings, which mremap refuses whole: the moves that take
+ * such ranges go piece by piece (move_pages). Merging keeps the pages and frees a slot. */
 static void cache_put(char *base, size_t size) {
   cache_shard_t *c = cache_own();
+  uint64_t merged = 0;
   ta_lock(&c->lock);
   ta_assert(c->n < TA_CACHE_SLOTS);
+  for (unsigned i = 0; i < c->n;) {
+    cache_entry_t *e = &c->e[i];
+    if (e->base + e->size == base || base + size == e->base) {
+      if (e->base < base) base = e->base;
+      size += e->size;
+      *e = c->e[--c->n];
+      merged++;
+    } else {
+      i++;
+    }
+  }
   c->e[c->n++] = (cache_entry_t){.base = base, .size = size, .since = ta_os_clock_ms()};
   atomic_store_explicit(&c->avail, c->n, memory_order_relaxed);
   ta_unlock(&c->lock);
+  /* The merged entries' pages stay counted, in the one entry they became. */
+  if (merged) atomic_fetch_sub_explicit(&cache_held, merged << CACHE_COUNT_SHIFT, memory_order_relaxed);
+}
+
+/* Takes the first `need` bytes of the retained range that starts at `at`, if one of at least that
+ * size is retained (in any shard): the pages right after a block, for it to grow into. */
+static bool cache_take_at(char *at, size_t need) {
+  for (unsigned k = 0; k < TA_CACHE_SHARDS; k++) {
+    cache_shard_t *c = &cache[k];
+    if (atomic_load_explicit(&c->avail, memory_order_relaxed) == 0) continue;
+    bool taken = false, whole = false;
+    ta_lock(&c->lock);
+    for (unsigned i = 0; i < c->n; i++) {
+      cache_entry_t *e = &c->e[i];
+      if (e->base != at) continue;
+      if (e->size < need) break;
+      taken = true;
+      whole = e->size == need;
+      if (whole) {
+        *e = c->e[--c->n];
+        atomic_store_explicit(&c->avail, c->n, memory_order_relaxed);
+      } else {
+        e->base += need;
+        e->size -= need;
+      }
+      break;
+    }
+    ta_unlock(&c->lock);
+    if (taken) {
+      atomic_fetch_sub_explicit(&cache_held, whole ? cache_units(need) : need / TA_PAGE, memory_order_relaxed);
+      return true;
+    }
+  }
+  return false;
 }
 
 /* A free that finds the limits full makes room for its mapping by unmapping smaller retained ones,
@@ -412,6 +502,74 @@ static bool cache_make_room(size_t size) {
   }
   return false;
 }
+
+/* Keeps [base, base + size), pages no block uses any more, for reuse if the limits allow (making
+ * room as a free does), else unmaps it. True if kept. No lock held. */
+static bool retain_or_unmap(char *base, size_t size) {
+  if (cache_make_room(size)) {
+    cache_put(base, size);
+    return true;
+  }
+  ta_os_unmap(base, size);
+  return false;
+}
+
+/* Moves the pages of [src, src + len) to [dst, dst + len), a range of fresh pages, and unmaps src:
+ * by mremap, which takes one kernel mapping at a time, so a range that spans several (cache_put
+ * merges neighbours, cache_fill assembles mappings of several) is moved in halves until each half
+ * lies in one; a page mremap still refuses (no memory for a kernel mapping) is copied and unmapped.
+ * Both ranges are the caller's alone: no other thread reads them meanwhile. Calls: one for a range
+ * in one mapping, about 2 log2(pages) more for each boundary inside it. */
+static void move_pages(char *src, size_t len, char *dst) {
+  if (ta_os_move(src, len, dst)) return;
+  if (len <= TA_PAGE) {
+    memcpy(dst, src, len);
+    ta_os_unmap(src, len);
+    return;
+  }
+  size_t half = len / TA_PAGE / 2 * TA_PAGE;
+  move_pages(src, half, dst);
+  move_pages(src + half, len - half, dst + half);
+}
+
+/* Retained ranges a gathered mapping is made of, at most: each costs an mremap and leaves the
+ * mapping one more kernel mapping (vm.max_map_count). */
+#define TA_GATHER_MAX 8
+
+/* Fills [dest + off, dest + size), pages of a fresh mapping, with the pages of retained ranges,
+ * largest misfit first: mremap moves their page tables there, so what the program touches next is
+ * already resident and no byte is copied. What no range covers stays fresh (zero, faulted in on
+ * first touch). Measured (issue 12): big_blocks faulted in 4 pages for each one tcmalloc did, with
+ * 32 MiB retained in ranges none of which fitted the next request. True if any page moved. */
+static bool cache_fill(char *dest, size_t off, size_t size) {
+  bool moved = false;
+  for (unsigned n = 0; n < TA_GATHER_MAX && off < size && ta_large_cached_bytes() != 0; n++) {
+    size_t rem = size - off, have = 0;
+    char *r = cache_take(rem, &have, true);
+    if (r == NULL) break;
+    size_t len = have < rem ? have : rem;
+    move_pages(r, len, dest + off);
+    if (len < have) retain_or_unmap(r + len, have - len);
+    off += len;
+    moved = true;
+  }
+  return moved;
+}
+
+/* A mapping of size bytes made of retained pages as far as they go (cache_fill); NULL, with nothing
+ * mapped, if none is retained or mmap fails. *fresh: no page was retained (all read as zero). */
+static char *cache_gather(size_t size, bool *fresh) {
+  *fresh = true;
+  if (ta_large_cached_bytes() == 0) return NULL;
+  char *dest = ta_os_map(size);
+  if (dest != NULL) *fresh = !cache_fill(dest, 0, size);
+  return dest;
+}
+
+/* Cache trims that have taken mappings out of the shards and not yet unmapped them all. A forced
+ * trim (malloc_trim) waits for them, so that what the cache held is gone when it returns, also when
+ * the decay's trim took it a moment before (the test large_rss_trim saw 98 MiB still resident). */
+static _Atomic unsigned trims_unmapping;
 
 /* ---- fork ---- */
 
@@ -477,6 +635,19 @@ void ta_large_fork(ta_fork_phase_t phase) {
       rebuilt = true;
     }
   }
+  if (phase >= TA_FORK_CHILD) {
+    /* A parent's trim caught between its take and its unmaps is no thread of the child's. */
+    atomic_store_explicit(&trims_unmapping, 0, memory_order_relaxed);
+    /* The child's live blocks, counted anew: a parent's thread may have been between a shard's edit
+     * and its count. */
+    size_t sum = 0;
+    for (unsigned i = 0; i < TA_REG_SHARDS; i++)
+      for (size_t k = 0; k < reg[i].cap; k++) {
+        uintptr_t e = reg[i].table[k];
+        if (e != 0 && !(e & REG_FREED) && hdr_ok((void *)e)) sum += live_counted(hdr_of((void *)e)->map_size);
+      }
+    atomic_store_explicit(&live_bytes, sum, memory_order_relaxed);
+  }
   if (phase >= TA_FORK_CHILD && rebuilt) {
     /* The limits' word counts what the whole shards hold (a parent's free that had reserved but not
      * yet inserted does not exist here). */
@@ -512,16 +683,13 @@ void *ta_large_alloc(size_t size, size_t align, bool reuse, bool *fresh) {
   char *base = NULL;
   if (reuse && offset == 16) {
     size_t have = 0;
-    base = cache_take(map_size, &have);
-    if (base != NULL && !cache_fits(have, map_size)) {
-      /* Too big: give the excess back; too small: grow it (mremap keeps what is resident). */
-      char *moved = ta_os_remap(base, have, map_size);
-      if (moved == NULL) ta_os_unmap(base, have);
-      base = moved;
-      have = map_size;
+    base = cache_take(map_size, &have, false);
+    if (base != NULL) {
+      map_size = have;
+      *fresh = false;
+    } else {
+      base = cache_gather(map_size, fresh);
     }
-    if (base != NULL) map_size = have;
-    *fresh = base == NULL;
   }
   if (base != NULL) {
     /* A retained mapping: already faulted in. */
@@ -579,12 +747,9 @@ bool ta_large_lookup(const char *func, const void *p, ta_large_view_t *out) {
   return live;
 }
 
-size_t ta_large_cached_bytes(void) {
-  return (size_t)(atomic_load_explicit(&cache_held, memory_order_relaxed) & CACHE_PAGES_MASK) * TA_PAGE;
-}
-
 size_t ta_large_cache_trim(uint32_t now, long decay_ms, bool force) {
   size_t released = 0;
+  atomic_fetch_add_explicit(&trims_unmapping, 1, memory_order_relaxed);
   for (unsigned k = 0; k < TA_CACHE_SHARDS; k++) {
     cache_shard_t *c = &cache[k];
     if (atomic_load_explicit(&c->avail, memory_order_relaxed) == 0) continue;
@@ -606,6 +771,9 @@ size_t ta_large_cache_trim(uint32_t now, long decay_ms, bool force) {
       cache_unreserve(out[i].size);
     }
   }
+  /* Release: a forced trim that reads the count drop with acquire sees the unmaps done. */
+  atomic_fetch_sub_explicit(&trims_unmapping, 1, memory_order_release);
+  while (force && atomic_load_explicit(&trims_unmapping, memory_order_acquire) != 0) sched_yield();
   return released;
 }
 
@@ -644,7 +812,88 @@ bool ta_large_size_matches(const ta_large_view_t *v, size_t size, size_t align) 
   return cache_fits(v->map_size, ta_align_up(size + v->map_offset, TA_PAGE));
 }
 
-void *ta_large_resize(void *p, size_t size, bool *live) {
+/* s->lock held, p live in s with view *v: p's mapping is now map_size bytes (a page multiple, the
+ * header's offset included). */
+static void hdr_resize(reg_shard_t *s, void *p, ta_large_view_t *v, size_t map_size) {
+  s->bytes = s->bytes - v->map_size + map_size;
+  live_add(map_size, v->map_size);
+  ta_large_hdr_t *h = hdr_of(p);
+  h->map_size = map_size;
+  hdr_seal(h, p);
+  v->map_size = map_size;
+}
+
+/* A heap block (plain alignment, new size below the threshold) grows by copying into a retained
+ * range when what it copies is at most this many times what it would fault in: measured on this
+ * machine (issue 12), a page fault costs about 1 ns per byte and a copy of resident memory a tenth
+ * of that, so copying 4 bytes to avoid faulting 1 is still the cheaper, and the old pages become a
+ * retained range instead of staying beside a grown mapping. */
+#define TA_GROW_COPY_RATIO 4
+
+/* The heap paths of realloc, tried before mremap; NULL if none applies. Shrinking keeps the block
+ * where it is and retains the tail; growing takes the retained range right after the block when
+ * there is one (in place, no system call), else copies into a retained range that fits. */
+static void *resize_heap(void *p, size_t map_size, ta_large_resize_t *how) {
+  reg_shard_t *s = shard_of(p);
+  ta_large_view_t v;
+  ta_lock(&s->lock);
+  if (reg_get(s, p) != (uintptr_t)p) {
+    ta_unlock(&s->lock);
+    how->live = false;
+    return NULL;
+  }
+  v = hdr_checked("realloc", p);
+  char *base = (char *)p - v.map_offset;
+  if (map_size < v.map_size) {
+    size_t old_map = v.map_size;
+    hdr_resize(s, p, &v, map_size);
+    ta_unlock(&s->lock);
+    how->retained = retain_or_unmap(base + map_size, old_map - map_size);
+    return p;
+  }
+  ta_unlock(&s->lock);
+  size_t grow = map_size - v.map_size;
+  if (cache_take_at(base + v.map_size, grow)) {
+    ta_lock(&s->lock);
+    bool still = reg_get(s, p) == (uintptr_t)p && hdr_ok(p) && hdr_of(p)->map_size == v.map_size;
+    if (still) hdr_resize(s, p, &v, map_size);
+    ta_unlock(&s->lock);
+    if (still) return p;
+    /* Freed or resized by another thread meanwhile (a race in the program): the pages go back. */
+    how->retained = retain_or_unmap(base + v.map_size, grow);
+    how->live = false;
+    return NULL;
+  }
+  size_t usable = ta_large_view_usable(&v);
+  if (usable > TA_GROW_COPY_RATIO * grow) return NULL;
+  size_t have = 0;
+  char *nb = cache_take(map_size, &have, false);
+  if (nb == NULL) return NULL;
+  char *q = nb + 16;
+  ta_large_hdr_t *h = hdr_of(q);
+  h->map_size = have;
+  h->map_offset = 16;
+  hdr_seal(h, q);
+  if (!reg_enter(q, have)) {
+    how->retained = retain_or_unmap(nb, have);
+    return NULL;
+  }
+  memcpy(q, p, usable);
+  how->copied = usable;
+  bool kept;
+  if (!ta_large_free(p, &kept)) {
+    /* Freed by another thread while we copied (a race in the program): report p, drop q. */
+    ta_large_free(q, &kept);
+    how->live = false;
+    return NULL;
+  }
+  how->retained |= kept;
+  return q;
+}
+
+void *ta_large_resize(void *p, size_t size, ta_large_resize_t *how) {
+  *how = (ta_large_resize_t){.live = true};
+  bool *live = &how->live;
   reg_shard_t *s = shard_of(p);
   ta_lock(&s->lock);
   size_t i = s->cap ? reg_find(s, (uintptr_t)p) : 0;
@@ -659,16 +908,51 @@ void *ta_large_resize(void *p, size_t size, bool *live) {
     ta_unlock(&s->lock);
     return map_size ? p : NULL;
   }
+  bool heap = v.map_offset == 16 && size < ta_mmap_threshold();
+  if (heap) {
+    ta_unlock(&s->lock);
+    void *q = resize_heap(p, map_size, how);
+    if (q != NULL || !*live) return q;
+    /* None applied: mremap, as for a block above the threshold. The block may have changed since the
+     * lock was dropped (only by a racing program): look it up again. */
+    ta_lock(&s->lock);
+    i = s->cap ? reg_find(s, (uintptr_t)p) : 0;
+    *live = s->cap != 0 && s->table[i] == (uintptr_t)p;
+    if (!*live) {
+      ta_unlock(&s->lock);
+      return NULL;
+    }
+    v = hdr_checked("realloc", p);
+    if (map_size == v.map_size) {
+      ta_unlock(&s->lock);
+      return p;
+    }
+  }
   /* A tombstone before mremap may unmap the old address: another thread's new mapping can land there
    * at once, and its registration must find no live entry of ours. */
   reg_bury(s, i, v.map_size);
   ta_unlock(&s->lock);
-  char *base = ta_os_remap((char *)p - v.map_offset, v.map_size, map_size);
+  char *old_base = (char *)p - v.map_offset;
+  bool spans;
+  char *base = ta_os_remap(old_base, v.map_size, map_size, &spans);
+  if (base == NULL && spans) {
+    /* A block made of retained ranges may span kernel mappings, which mremap refuses whole: move
+     * its pages into a fresh mapping a piece at a time (move_pages: no byte copied). */
+    base = ta_os_map(map_size);
+    if (base != NULL) {
+      size_t keep = map_size < v.map_size ? map_size : v.map_size;
+      move_pages(old_base, keep, base);
+      if (keep < v.map_size) ta_os_unmap(old_base + keep, v.map_size - keep);
+    }
+  }
   char *q = base ? base + v.map_offset : p;
   if (base) {
     ta_large_hdr_t *nh = hdr_of(q);
     nh->map_size = map_size;
     hdr_seal(nh, q);
+    /* A heap block's new pages are retained ones where there are some: not yet touched, and the
+     * block is no other thread's to see before it is entered. */
+    if (heap && map_size > v.map_size && cache_fill(base, v.map_size, map_size)) how->retained = true;
   } else {
     map_size = v.map_size; /* p as it was */
   }

@@ -8,6 +8,10 @@
 
 #pragma GCC visibility push(hidden)
 
+/* The largest size class (TA_CLASS_MAX_SIZE in arenas/sizeclass.h, a layer this one may not
+ * include; src/router.c asserts they are equal): larger requests only large blocks can serve. */
+#define TA_LARGE_CLASS_MAX ((size_t)1 << 20)
+
 /* The 16 bytes before every large block. */
 typedef struct ta_large_hdr_s {
   size_t map_size;     /* bytes mapped for the block, header included, a page multiple */
@@ -34,10 +38,17 @@ size_t ta_large_cached_bytes(void);
  * tamalloc wrote aborts ("free"). *retained: the mapping was kept for reuse (the trimmer's to
  * release) rather than unmapped. */
 bool ta_large_free(void *p, bool *retained);
-/* Grow or shrink a live large block by mremap. *live is false if p is not a live large block (the
- * caller reports it; nothing changed). A bad header aborts ("realloc"). NULL with *live true: no
- * memory, p untouched. */
-void *ta_large_resize(void *p, size_t size, bool *live);
+/* What ta_large_resize did besides its result. */
+typedef struct ta_large_resize_s {
+  bool live;     /* false: p is not a live large block (the caller reports it; nothing changed) */
+  bool retained; /* pages were kept for reuse (the trimmer's to release after the decay) */
+  size_t copied; /* bytes copied from p into the block returned */
+} ta_large_resize_t;
+/* Grow or shrink a live large block. Below the mmap threshold (a heap block) it shrinks where it is,
+ * its tail retained, and grows into the retained range after it, or by a copy into a retained range
+ * when that copies little more than it would fault; otherwise by mremap. A bad header aborts
+ * ("realloc"). NULL with how->live true: no memory, p untouched. */
+void *ta_large_resize(void *p, size_t size, ta_large_resize_t *how);
 bool ta_large_owns(const void *p);
 /* p was a large block that has been freed (and its address not mapped for a block since): a second
  * free of it is a double free. Remembered for every freed block while the registry's bounded

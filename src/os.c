@@ -73,14 +73,26 @@ void *ta_os_map_aligned(size_t size, size_t align) {
   return (void *)start;
 }
 
-void *ta_os_remap(void *p, size_t old_size, size_t new_size) {
+void *ta_os_remap(void *p, size_t old_size, size_t new_size, bool *spans) {
+  *spans = false;
   if (os_enter(TA_OS_MREMAP)) return NULL;
   int saved = errno;
   void *q = mremap(p, old_size, new_size, MREMAP_MAYMOVE);
+  *spans = q == MAP_FAILED && errno == EFAULT;
   errno = saved;
   if (q == MAP_FAILED) return NULL;
   os_after_map();
   return q;
+}
+
+bool ta_os_move(void *p, size_t size, void *to) {
+  if (os_enter(TA_OS_MREMAP)) return false;
+  int saved = errno;
+  void *q = mremap(p, size, size, MREMAP_MAYMOVE | MREMAP_FIXED, to);
+  errno = saved;
+  if (q == MAP_FAILED) return false;
+  os_after_map();
+  return true;
 }
 
 bool ta_os_purge(void *p, size_t size) {

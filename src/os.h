@@ -50,8 +50,14 @@ void *ta_os_map(size_t size);
 /* The same, with the start aligned to `align` (a power of two >= TA_PAGE); over-maps then trims. */
 void *ta_os_map_aligned(size_t size, size_t align);
 bool ta_os_unmap(void *p, size_t size);
-/* mremap with MREMAP_MAYMOVE: the new address, or NULL with the old mapping untouched. */
-void *ta_os_remap(void *p, size_t old_size, size_t new_size);
+/* mremap with MREMAP_MAYMOVE: the new address, or NULL with the old mapping untouched; then *spans
+ * says whether the range was refused for spanning kernel mappings (EFAULT; an injected failure is
+ * not that). */
+void *ta_os_remap(void *p, size_t old_size, size_t new_size, bool *spans);
+/* mremap with MREMAP_MAYMOVE | MREMAP_FIXED: the pages of [p, p + size) (one kernel mapping, else it
+ * fails) move to `to`, replacing what was mapped there; page tables move, no byte is copied and no
+ * page faults in again. False with both ranges untouched. Counted as TA_OS_MREMAP. */
+bool ta_os_move(void *p, size_t size, void *to);
 /* Give the pages back (MADV_DONTNEED): the range stays mapped and reads as zero afterwards. */
 bool ta_os_purge(void *p, size_t size);
 /* The program break as glibc's sbrk(0) reports it, and brk(end) through glibc so its cached break

@@ -24,6 +24,8 @@
 #include "tamalloc.h"
 #include "src/sched.h"
 
+_Static_assert(TA_LARGE_CLASS_MAX == TA_CLASS_MAX_SIZE, "src/large.h names the largest class");
+
 #define TA_ALIAS(name) __attribute__((alias(#name), visibility("default")))
 
 /* Never inlined: the functions that tail-call it keep no stack frame of their own. */
@@ -114,18 +116,20 @@ void ta_router_bad_pointer(const char *func, const void *p) {
   ta_fatal_ptr(func, "invalid pointer", p);
 }
 
+/* Large pages were kept for reuse: the scheduler's thread must run to give them back after the
+ * decay time, also in a program that frees its big buffers and then only sleeps (no malloc slow path
+ * would ever poll the flag). No lock is held here, as on the malloc slow path. */
+static void retained_wake(void) {
+  ta_sched_wake();
+  ta_sched_start_wanted();
+}
+
 void ta_router_free_slow(void *p) {
   if (p == NULL) return;
   bool retained;
   if (ta_unlikely(atomic_load_explicit(&ta_prof_live, memory_order_relaxed) != 0)) ta_prof_forget(p);
   if (!ta_large_free(p, &retained)) ta_router_bad_pointer("free", p);
-  if (retained) {
-    /* The mapping was kept for reuse: the scheduler's thread must run to give it back after the
-     * decay time, also in a program that frees its big buffers and then only sleeps (no malloc slow
-     * path would ever poll the flag). No lock is held here, as on the malloc slow path. */
-    ta_sched_wake();
-    ta_sched_start_wanted();
-  }
+  if (retained) retained_wake();
 }
 
 void ta_router_free(void *p) { ta_route_free(p); }
@@ -207,9 +211,11 @@ void *ta_router_realloc(void *p, size_t size) {
   } else if ((size >= ta_mmap_threshold() || size > TA_CLASS_MAX_SIZE) &&
              /* a sampled block moves through malloc and free, which keep the profile right */
              !(atomic_load_explicit(&ta_prof_live, memory_order_relaxed) != 0 && ta_prof_sampled(p))) {
-    bool live;
-    void *q = ta_large_resize(p, size, &live);
-    if (!live) ta_router_bad_pointer("realloc", p); /* freed by another thread since the check */
+    ta_large_resize_t how;
+    void *q = ta_large_resize(p, size, &how);
+    if (!how.live) ta_router_bad_pointer("realloc", p); /* freed by another thread since the check */
+    if (how.copied) atomic_fetch_add_explicit(&realloc_copied, how.copied, memory_order_relaxed);
+    if (how.retained) retained_wake();
     if (q == NULL) errno = ENOMEM;
     return q;
   }

@@ -35,7 +35,7 @@ static unsigned char *step(unsigned char *p, size_t a, size_t b, uint32_t tag, i
   size_t usable = ta_usable_size(p);
   CHECK(usable >= a);
   size_t c0 = ta_router_realloc_copied();
-  unsigned long r0 = ta_os_calls(TA_OS_MREMAP);
+  unsigned long r0 = ta_os_calls(TA_OS_MREMAP), m0 = ta_os_calls(TA_OS_MMAP);
   unsigned char *q = ta_realloc(p, b);
   CHECK_MSG(q != NULL, "realloc(%zu -> %zu) failed", a, b);
   size_t keep = a < b ? a : b;
@@ -43,16 +43,37 @@ static unsigned char *step(unsigned char *p, size_t a, size_t b, uint32_t tag, i
   CHECK_MSG(bad == keep, "realloc %zu -> %zu (threshold %zu, %s): byte %zu lost", a, b, t,
             was_mapped ? "mapped" : "bins", bad);
   size_t copied = ta_router_realloc_copied() - c0;
-  unsigned long remaps = ta_os_calls(TA_OS_MREMAP) - r0;
+  unsigned long remaps = ta_os_calls(TA_OS_MREMAP) - r0, mmaps = ta_os_calls(TA_OS_MMAP) - m0;
   size_t full = usable < b ? usable : b; /* what a move copies */
   if (was_mapped) {
-    if (mapped_for(b, t)) {
-      /* mremap or nothing: never a copy; within the mapping's pages, not even mremap. */
+    if (mapped_for(b, t) && b < t && pages(b) * 4096 - 16 < usable) {
+      /* A heap block shrinks where it is; its tail is retained, no system call but the eviction
+       * of a smaller retained range (munmap). */
+      CHECK_MSG(q == p && copied == 0 && remaps == 0, "heap realloc %zu -> %zu moved (copied %zu, %lu mremaps)",
+                a, b, copied, remaps);
+    } else if (mapped_for(b, t) && b < t && pages(b) * 4096 - 16 > usable) {
+      /* A heap block grows into the retained range after it (in place, no call), or by a copy into
+       * a retained range (of the old block: copies at most 4 times what it adds), or by mremap,
+       * its new pages moved in from retained ranges (more mremaps; a block made of retained ranges
+       * may span kernel mappings, which mremap refuses whole: then it moves piece by piece). */
+      if (q == p)
+        CHECK_MSG(copied == 0 && remaps == 0, "heap realloc %zu -> %zu in place copied %zu, %lu mremaps", a, b,
+                  copied, remaps);
+      else if (copied != 0)
+        CHECK_MSG(copied == usable && copied <= 4 * (b - a) + 8192 && remaps == 0,
+                  "heap realloc %zu -> %zu copied %zu, %lu mremaps", a, b, copied, remaps);
+      else
+        CHECK_MSG(remaps >= 1, "heap realloc %zu -> %zu: %lu mremap calls", a, b, remaps);
+    } else if (mapped_for(b, t)) {
+      /* mremap or nothing: never a copy; within the mapping's pages, not even mremap. A block made
+       * of retained ranges may span kernel mappings, which mremap refuses whole: then one fresh
+       * mapping and its pages moved in piece by piece (at least one more mremap). */
       CHECK_MSG(copied == 0, "mapped realloc %zu -> %zu copied %zu bytes", a, b, copied);
       if (pages(b) * 4096 - 16 == usable)
         CHECK_MSG(q == p && remaps == 0, "realloc %zu -> %zu within the mapping's pages moved or remapped", a, b);
       else
-        CHECK_MSG(remaps == 1, "mapped realloc %zu -> %zu: %lu mremap calls", a, b, remaps);
+        CHECK_MSG(remaps == 1 || (mmaps == 1 && remaps >= 2), "mapped realloc %zu -> %zu: %lu mremap, %lu mmap calls",
+                  a, b, remaps, mmaps);
     } else {
       /* Back to the bins: a copy of exactly what is kept. */
       CHECK_MSG(copied == full && remaps == 0, "realloc %zu -> %zu to the bins (threshold %zu) copied %zu, %lu mremaps", a, b, t, copied, remaps);
@@ -61,8 +82,8 @@ static unsigned char *step(unsigned char *p, size_t a, size_t b, uint32_t tag, i
   } else {
     /* A bin block stays when the new size fits and uses more than half of it (it may stay down to a
      * quarter: four classes); otherwise it moves, to the bins or to a mapping, by one copy (and the
-     * new mapping may be a retained one resized to fit: one mremap at most, of no user bytes). */
-    CHECK(remaps <= (unsigned long)mapped_for(b, t));
+     * new mapping may be made of retained ranges moved into it: up to 8 mremaps, of no user bytes). */
+    CHECK(remaps <= 8u * (unsigned long)mapped_for(b, t));
     if (b <= usable && b > usable / 2)
       CHECK_MSG(q == p && copied == 0, "realloc %zu -> %zu inside a %zu-byte block moved", a, b, usable);
     else if (q == p && b <= usable && b > usable / 4)
