@@ -75,7 +75,7 @@ static void make(slot_t *s, test_rng_t *r) {
     default: p = TN(malloc)(n); break;
   }
   CHECK(p != NULL);
-  CHECK(TN(malloc_usable_size)(p) >= n);
+  CHECK(ta_usable_size(p) >= n);
   s->p = p;
   CHECK(align == 0 || ((uintptr_t)p & (align - 1)) == 0);
   s->n = n;

@@ -170,7 +170,7 @@ static void zero_legal(void) {
   char *a = get(0), *b = get(0);
   CHECK(a != b);
   CHECK(ta_owns(a));
-  if (TA_TEST_SECURE) CHECK_EQ_SZ(TN(malloc_usable_size)(a), 0);
+  if (TA_TEST_SECURE) CHECK_EQ_SZ(ta_usable_size(a), 0);
   TN(free)(hide(a));
   if (TA_TEST_SECURE) CHECK(!ta_owns(a));
   char *c = TN(realloc)(b, 10);
