@@ -5,6 +5,46 @@
 #include "arenas/sizeclass.h"
 #include "src/router.h"
 
+#if TA_SECURE
+/* The secure variant: new and delete go through its checks (src/secure.c) like malloc and free, so
+ * C++ blocks get the canary, the trailer and the quarantine too. Its usable size is the size asked
+ * for, which a sized delete may undercut (see below) but not exceed. */
+#include "src/secure.h"
+
+void *ta_cxx_new(size_t size) {
+  void *p = ta_secure_malloc(size);
+  return ta_likely(p != NULL) ? p : ta_cxx_new_failed(size, TA_ALIGN, false);
+}
+
+void *ta_cxx_new_nothrow(size_t size) {
+  void *p = ta_secure_malloc(size);
+  return ta_likely(p != NULL) ? p : ta_cxx_new_failed(size, TA_ALIGN, true);
+}
+
+void *ta_cxx_alloc_aligned(size_t size, size_t align) {
+  return align <= TA_ALIGN ? ta_secure_malloc(size) : ta_secure_aligned_alloc(align, size);
+}
+
+void ta_cxx_free(void *p) { ta_secure_free(p); }
+
+static void free_at_most(void *p, size_t size) {
+  if (p == NULL) return;
+  if (size > ta_secure_usable_size(p)) ta_fatal_ptr("operator delete", "size does not match the block", p);
+  ta_secure_free(p);
+}
+
+void ta_cxx_free_sized(void *p, size_t size) { free_at_most(p, size); }
+
+void ta_cxx_free_aligned(void *p, size_t align, size_t size) {
+  if (ta_unlikely(!ta_is_pow2(align))) ta_fatal_ptr("operator delete", "alignment is not a power of two, block", p);
+  if (ta_unlikely((uintptr_t)p % align != 0)) ta_fatal_ptr("operator delete", "alignment does not match the block", p);
+  if (size == 0)
+    ta_secure_free(p);
+  else
+    free_at_most(p, size);
+}
+
+#else
 /* operator new is ta_route_malloc, the profiler's gate (ta_tls.small_max) included, with its own
  * miss functions, which turn NULL into the new_handler loop: the fast path then keeps no size alive
  * across the call, exactly as malloc's (a retry asks for the class's size, which lands in the same
@@ -71,6 +111,8 @@ void ta_cxx_free_aligned(void *p, size_t align, size_t size) {
   else
     ta_router_free_checked("operator delete", p, align, size, true);
 }
+
+#endif
 
 void ta_cxx_out_of_memory(void) {
   ta_fatal("operator new: out of memory, and no libstdc++ in the program to throw std::bad_alloc");

@@ -109,6 +109,13 @@ uint32_t ta_os_clock_ms(void) {
   return (uint32_t)((uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u);
 }
 
+bool ta_os_protect(void *p, size_t size, bool accessible) {
+  int saved = errno;
+  int r = mprotect(p, size, accessible ? PROT_READ | PROT_WRITE : PROT_NONE);
+  errno = saved;
+  return r == 0;
+}
+
 void *ta_os_brk_current(void) {
   int saved = errno;
   void *cur = sbrk(0);

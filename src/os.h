@@ -60,6 +60,9 @@ void *ta_os_remap(void *p, size_t old_size, size_t new_size, bool *spans);
 bool ta_os_move(void *p, size_t size, void *to);
 /* Give the pages back (MADV_DONTNEED): the range stays mapped and reads as zero afterwards. */
 bool ta_os_purge(void *p, size_t size);
+/* mprotect: [p, p + size) becomes inaccessible (no read or write), or read-write again. For the
+ * secure variant's guard pages (src/secure.c); not counted, no injected failure applies. */
+bool ta_os_protect(void *p, size_t size, bool accessible);
 /* The program break as glibc's sbrk(0) reports it, and brk(end) through glibc so its cached break
  * stays true for other sbrk users. */
 void *ta_os_brk_current(void);

@@ -7,6 +7,26 @@
 #include "src/router.h"
 #include "src/stats.h"
 
+#if TA_SECURE
+/* The secure variant: every name below reaches the checking layer (src/secure.c), which calls the
+ * router itself. */
+#include "src/secure.h"
+#define ta_route_malloc ta_secure_malloc
+#define ta_route_free ta_secure_free
+#define ta_router_calloc ta_secure_calloc
+#define ta_router_realloc ta_secure_realloc
+#define ta_router_reallocarray ta_secure_reallocarray
+#define ta_router_aligned_alloc ta_secure_aligned_alloc
+#define ta_router_posix_memalign ta_secure_posix_memalign
+#define ta_router_memalign ta_secure_memalign
+#define ta_router_valloc ta_secure_valloc
+#define ta_router_pvalloc ta_secure_pvalloc
+#define ta_router_usable_size ta_secure_usable_size
+#define ta_router_free_sized ta_secure_free_sized
+#define ta_router_free_aligned_sized ta_secure_free_aligned_sized
+#define ta_router_trim ta_secure_trim
+#endif
+
 #define TA_EXPORT __attribute__((visibility("default")))
 
 TA_EXPORT void *malloc(size_t size) { return ta_route_malloc(size); }

@@ -362,7 +362,8 @@ int ta_router_mallopt_glibc(int param, int value) {
   }
 }
 
-/* The public names. */
+/* The public names; the secure variant's checking layer defines them instead (src/secure.c). */
+#if !TA_SECURE
 void *ta_malloc(size_t size) TA_ALIAS(ta_router_malloc);
 void *ta_calloc(size_t count, size_t size) TA_ALIAS(ta_router_calloc);
 void *ta_realloc(void *p, size_t size) TA_ALIAS(ta_router_realloc);
@@ -377,6 +378,8 @@ void *ta_valloc(size_t size) TA_ALIAS(ta_router_valloc);
 void *ta_pvalloc(size_t size) TA_ALIAS(ta_router_pvalloc);
 size_t ta_usable_size(const void *p) TA_ALIAS(ta_router_usable_size);
 int ta_trim(size_t pad) TA_ALIAS(ta_router_trim);
+int ta_owns(const void *p) TA_ALIAS(ta_router_owns);
+#endif
 int ta_mallopt(int option, long value) TA_ALIAS(ta_router_mallopt);
 
 long ta_getopt(int option) {
@@ -387,7 +390,7 @@ long ta_getopt(int option) {
 /* Exact for large blocks and, on the thread that owns the block's arena, for small ones; from
  * another thread a small block its owner freed a moment ago may still read as live (the owner's
  * free list is the owner's alone to read). */
-int ta_owns(const void *p) {
+int ta_router_owns(const void *p) {
   if (p == NULL) return 0;
   if (ta_segmap_has(p)) {
     ta_page_t *page = ta_arena_page_checked(p);

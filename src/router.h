@@ -48,6 +48,7 @@ void *ta_router_memalign(size_t align, size_t size);
 void *ta_router_valloc(size_t size);
 void *ta_router_pvalloc(size_t size);
 size_t ta_router_usable_size(const void *p);
+int ta_router_owns(const void *p);
 int ta_router_trim(size_t pad);
 int ta_router_mallopt(int option, long value);
 int ta_router_mallopt_glibc(int param, int value);

@@ -379,6 +379,16 @@ void test_death() {
       return p; }, [](void *p) { ::operator delete(p, std::size_t{64}); });
 }
 
+// The secure variant (linked with libtamalloc-secure): new[] gets the canary malloc gets, so a
+// one-byte overflow is caught at delete[].
+void test_secure_overflow() {
+  expect_death("tamalloc: free(): buffer overflow at", [] { return static_cast<void *>(new char[16]); },
+               [](void *p) {
+                 static_cast<char *>(hide(p))[16] = 1;
+                 delete[] static_cast<char *>(p);
+               });
+}
+
 }  // namespace
 
 int main(int argc, char **argv) {
@@ -390,6 +400,7 @@ int main(int argc, char **argv) {
   else if (!std::strcmp(c, "exhaustion")) test_exhaustion();
   else if (!std::strcmp(c, "mismatched")) test_mismatched();
   else if (!std::strcmp(c, "death")) test_death();
+  else if (!std::strcmp(c, "secure_overflow")) test_secure_overflow();
   else {
     std::fprintf(stderr, "unknown case '%s'\n", c);
     return 2;
