@@ -132,7 +132,9 @@ static void test_every_class(void) {
     }
     for (size_t i = 0; i < count; i++) ta_free(ps[i]);
     classes++;
-    n = u + 1;
+    /* u > n where the usable size is the class's (n is one past a class size); the secure variant
+     * reports the size asked for (u == n), so walk its sizes geometrically instead of byte by byte. */
+    n = u > n ? u + 1 : n + n / 8 + 1;
   }
   CHECK(classes > 40); /* the walk met the classes, not a few big steps */
 }
