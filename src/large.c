@@ -519,17 +519,16 @@ static bool retain_or_unmap(char *base, size_t size) {
  * merges neighbours, cache_fill assembles mappings of several) is moved in halves until each half
  * lies in one; a page mremap still refuses (no memory for a kernel mapping) is copied and unmapped.
  * Both ranges are the caller's alone: no other thread reads them meanwhile. Calls: one for a range
- * in one mapping, about 2 log2(pages) more for each boundary inside it. */
-static void move_pages(char *src, size_t len, char *dst) {
-  if (ta_os_move(src, len, dst)) return;
+ * in one mapping, about 2 log2(pages) more for each boundary inside it. Returns the bytes copied. */
+static size_t move_pages(char *src, size_t len, char *dst) {
+  if (ta_os_move(src, len, dst)) return 0;
   if (len <= TA_PAGE) {
     memcpy(dst, src, len);
     ta_os_unmap(src, len);
-    return;
+    return len;
   }
   size_t half = len / TA_PAGE / 2 * TA_PAGE;
-  move_pages(src, half, dst);
-  move_pages(src + half, len - half, dst + half);
+  return move_pages(src, half, dst) + move_pages(src + half, len - half, dst + half);
 }
 
 /* Retained ranges a gathered mapping is made of, at most: each costs an mremap and leaves the
@@ -548,8 +547,13 @@ static bool cache_fill(char *dest, size_t off, size_t size) {
     char *r = cache_take(rem, &have, true);
     if (r == NULL) break;
     size_t len = have < rem ? have : rem;
-    move_pages(r, len, dest + off);
-    if (len < have) retain_or_unmap(r + len, have - len);
+    (void)move_pages(r, len, dest + off); /* a page copied is one it could not move */
+    /* The rest stays kept if it could serve a heap request (cache_splits' rule); a smaller rest
+     * would only hold a slot and resident pages until the decay. */
+    if (have - len >= TA_CACHE_SPLIT_MIN)
+      retain_or_unmap(r + len, have - len);
+    else if (len < have)
+      ta_os_unmap(r + len, have - len);
     off += len;
     moved = true;
   }
@@ -941,7 +945,7 @@ void *ta_large_resize(void *p, size_t size, ta_large_resize_t *how) {
     base = ta_os_map(map_size);
     if (base != NULL) {
       size_t keep = map_size < v.map_size ? map_size : v.map_size;
-      move_pages(old_base, keep, base);
+      how->copied += move_pages(old_base, keep, base);
       if (keep < v.map_size) ta_os_unmap(old_base + keep, v.map_size - keep);
     }
   }

@@ -8,9 +8,13 @@
 #include <unistd.h>
 
 static _Atomic long inject[TA_OS_KINDS];          /* pending injected failures per kind */
+static _Atomic long inject_skip[TA_OS_KINDS];     /* calls let through before those failures */
 static _Atomic unsigned long calls[TA_OS_KINDS];  /* calls made per kind */
 
-void ta_os_inject_failure(ta_os_kind_t kind, long count) {
+void ta_os_inject_failure(ta_os_kind_t kind, long count) { ta_os_inject_failure_after(kind, 0, count); }
+
+void ta_os_inject_failure_after(ta_os_kind_t kind, long skip, long count) {
+  atomic_store_explicit(&inject_skip[kind], skip, memory_order_relaxed);
   atomic_store_explicit(&inject[kind], count, memory_order_relaxed);
 }
 
@@ -35,6 +39,9 @@ static bool os_enter(ta_os_kind_t kind) {
   bool gives_back = kind == TA_OS_MUNMAP || kind == TA_OS_MREMAP;
   atomic_fetch_add_explicit(&calls[kind], 1, gives_back ? memory_order_release : memory_order_relaxed);
   if (ta_likely(atomic_load_explicit(&inject[kind], memory_order_relaxed) <= 0)) return false;
+  if (atomic_load_explicit(&inject_skip[kind], memory_order_relaxed) > 0 &&
+      atomic_fetch_sub_explicit(&inject_skip[kind], 1, memory_order_relaxed) > 0)
+    return false;
   return atomic_fetch_sub_explicit(&inject[kind], 1, memory_order_relaxed) > 0;
 }
 

@@ -77,6 +77,9 @@ uint32_t ta_os_clock_ms(void);
 
 /* Test hook: the next `count` calls of `kind` fail as if the kernel said ENOMEM. */
 void ta_os_inject_failure(ta_os_kind_t kind, long count);
+/* The same after `skip` more calls of `kind` have gone through to the kernel (to fail a call in the
+ * middle of a sequence, e.g. the moves after an mremap the kernel refused). */
+void ta_os_inject_failure_after(ta_os_kind_t kind, long skip, long count);
 /* How many calls of `kind` were made (failed or not) since the process started. */
 unsigned long ta_os_calls(ta_os_kind_t kind);
 
