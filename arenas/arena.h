@@ -130,6 +130,12 @@ bool ta_arena_resize_in_place(ta_arena_t *arena, ta_page_t *page, void *p, size_
 /* page.c */
 void ta_page_free_slow(ta_page_t *page);
 void ta_page_free_remote(ta_page_t *page, ta_block_t *block);
+/* The heap profiler's arena (src/prof.c), NULL until its first sample: its blocks are the sampled
+ * ones, it has no owner thread, so every free of one is remote and ta_page_free_remote tells the
+ * profiler (ta_prof_forget) before the block goes back to its page. Read relaxed: a thread freeing a
+ * block got it after the store that published the arena. */
+extern _Atomic(ta_arena_t *) ta_prof_arena;
+bool ta_prof_forget(const void *p);
 /* Checks a block whose first word looks like a link for a double free, then frees it. */
 void ta_page_free_suspect(ta_page_t *page, ta_block_t *block);
 _Noreturn void ta_page_corrupt(const void *where);

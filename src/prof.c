@@ -26,6 +26,7 @@
 #include <unwind.h>
 
 #include "src/format.h"
+#include "arenas/bind.h"
 #include "src/os.h"
 #include "tamalloc.h"
 
@@ -236,39 +237,58 @@ static ta_prof_stack_t *stack_find(const uintptr_t *pc, unsigned depth) {
 
 static void interval_dump(unsigned seq);
 
-void ta_prof_record(void *p, size_t size, void *caller) {
-  tls_guard++;
+/* What a sample records besides its address, taken before prof_lock (the unwinder may take the
+ * loader's lock). */
+typedef struct shot_s {
   uintptr_t pc[TA_PROF_FRAMES];
-  unsigned depth = capture(pc, (uintptr_t)caller);
-  size_t rate = sample_rate();
-  double weight = 1 / one_minus_exp_neg((double)size / (double)rate);
-  size_t interval = atomic_load_explicit(&ta_config.prof_interval, memory_order_relaxed);
-  unsigned dump_seq = 0;
-  ta_lock(&prof_lock);
-  ta_prof_stack_t *stack = tables_ready() ? stack_find(pc, depth) : NULL;
+  unsigned depth;
+  size_t size;
+  double weight;
+} shot_t;
+
+static void shoot(shot_t *shot, size_t size, void *caller) {
+  shot->depth = capture(shot->pc, (uintptr_t)caller);
+  shot->size = size;
+  shot->weight = 1 / one_minus_exp_neg((double)size / (double)sample_rate());
+}
+
+/* prof_lock held: enters p; returns the number of the interval dump it triggers, or 0. */
+static unsigned record_locked(void *p, const shot_t *shot) {
+  ta_prof_stack_t *stack = tables_ready() ? stack_find(shot->pc, shot->depth) : NULL;
   ta_prof_sample_t *s = free_samples;
   if (s != NULL)
     free_samples = s->next;
   else if (stack != NULL)
     s = bump_alloc(sizeof *s);
-  if (s != NULL && stack != NULL) { /* out of memory for the tables: the block goes unrecorded */
-    *s = (ta_prof_sample_t){.ptr = (uintptr_t)p, .stack = stack, .size = size, .weight = weight};
-    size_t b = sample_bucket(s->ptr);
-    s->next = samples[b];
-    samples[b] = s;
-    stack->live_n++;
-    stack->live_bytes += size;
-    stack->live_est += weight * (double)size;
-    stack->live_est_n += weight;
-    stack->alloc_n++;
-    stack->alloc_bytes += size;
-    live_est += weight * (double)size;
-    atomic_store_explicit(&ta_prof_live, ta_prof_live + 1, memory_order_relaxed);
-    if (interval != 0 && live_est >= next_interval_dump + (double)interval) {
-      next_interval_dump = live_est;
-      dump_seq = ++interval_seq;
-    }
+  if (s == NULL || stack == NULL) return 0; /* out of memory for the tables: the block goes unrecorded */
+  size_t size = shot->size;
+  double weight = shot->weight;
+  *s = (ta_prof_sample_t){.ptr = (uintptr_t)p, .stack = stack, .size = size, .weight = weight};
+  size_t b = sample_bucket(s->ptr);
+  s->next = samples[b];
+  samples[b] = s;
+  stack->live_n++;
+  stack->live_bytes += size;
+  stack->live_est += weight * (double)size;
+  stack->live_est_n += weight;
+  stack->alloc_n++;
+  stack->alloc_bytes += size;
+  live_est += weight * (double)size;
+  atomic_store_explicit(&ta_prof_live, ta_prof_live + 1, memory_order_relaxed);
+  size_t interval = atomic_load_explicit(&ta_config.prof_interval, memory_order_relaxed);
+  if (interval != 0 && live_est >= next_interval_dump + (double)interval) {
+    next_interval_dump = live_est;
+    return ++interval_seq;
   }
+  return 0;
+}
+
+void ta_prof_record(void *p, size_t size, void *caller) {
+  tls_guard++;
+  shot_t shot;
+  shoot(&shot, size, caller);
+  ta_lock(&prof_lock);
+  unsigned dump_seq = record_locked(p, &shot);
   ta_unlock(&prof_lock);
   if (dump_seq) interval_dump(dump_seq);
   tls_guard--;
@@ -286,39 +306,100 @@ static ta_prof_sample_t *sample_take(uintptr_t p) {
   return NULL;
 }
 
-bool ta_prof_forget(const void *p) {
-  ta_lock(&prof_lock);
+/* prof_lock held. */
+static bool forget_locked(const void *p) {
   ta_prof_sample_t *s = sample_take((uintptr_t)p);
-  if (s != NULL) {
-    ta_prof_stack_t *st = s->stack;
-    double est = s->weight * (double)s->size;
-    st->live_n--;
-    st->live_bytes -= s->size;
-    st->live_est -= est;
-    st->live_est_n -= s->weight;
-    live_est -= est;
-    s->next = free_samples;
-    free_samples = s;
-    atomic_store_explicit(&ta_prof_live, ta_prof_live - 1, memory_order_relaxed);
-  }
-  ta_unlock(&prof_lock);
-  return s != NULL;
+  if (s == NULL) return false;
+  ta_prof_stack_t *st = s->stack;
+  double est = s->weight * (double)s->size;
+  st->live_n--;
+  st->live_bytes -= s->size;
+  st->live_est -= est;
+  st->live_est_n -= s->weight;
+  live_est -= est;
+  s->next = free_samples;
+  free_samples = s;
+  atomic_store_explicit(&ta_prof_live, ta_prof_live - 1, memory_order_relaxed);
+  return true;
 }
 
-bool ta_prof_sampled(const void *p) {
+bool ta_prof_forget(const void *p) {
   ta_lock(&prof_lock);
-  bool found = false;
-  if (samples != NULL)
-    for (ta_prof_sample_t *s = samples[sample_bucket((uintptr_t)p)]; s != NULL && !found; s = s->next)
-      found = s->ptr == (uintptr_t)p;
+  bool found = forget_locked(p);
   ta_unlock(&prof_lock);
   return found;
 }
 
+/* ---- the profiler arena ---- */
+
+_Atomic(ta_arena_t *) ta_prof_arena;
+
+/* prof_lock held: the calling thread acts as the profiler arena's owner until arena_leave, through
+ * the ordinary owner paths (its TLS points at the arena meanwhile, as for the shared arena in
+ * arenas/bind.c). NULL without memory for the arena. */
+static ta_arena_t *arena_enter(ta_arena_t **own) {
+  ta_arena_t *a = atomic_load_explicit(&ta_prof_arena, memory_order_relaxed);
+  if (a == NULL) {
+    ta_lock(&ta_pool_lock);
+    a = ta_arena_new(TA_ARENA_SHARED);
+    ta_unlock(&ta_pool_lock);
+    if (a == NULL) return NULL;
+    atomic_store_explicit(&ta_prof_arena, a, memory_order_relaxed);
+  }
+  *own = ta_tls_arena;
+  ta_tls_arena = a;
+  return a;
+}
+
+static void arena_leave(ta_arena_t *own) { ta_tls_arena = own; }
+
+void *ta_prof_malloc_arena(size_t cls, size_t size, void *caller) {
+  tls_guard++;
+  shot_t shot;
+  shoot(&shot, size, caller);
+  ta_lock(&prof_lock);
+  ta_arena_t *own;
+  ta_arena_t *a = arena_enter(&own);
+  void *p = NULL;
+  if (a != NULL) {
+    p = ta_arena_alloc(a, cls);
+    arena_leave(own);
+  }
+  unsigned dump_seq = p != NULL ? record_locked(p, &shot) : 0;
+  ta_unlock(&prof_lock);
+  if (dump_seq) interval_dump(dump_seq);
+  tls_guard--;
+  if (p == NULL) errno = ENOMEM;
+  return p;
+}
+
+bool ta_prof_realloc_in_place(ta_page_t *page, void *p, size_t size, bool keep, void *caller) {
+  ta_lock(&prof_lock);
+  if (!keep) {
+    /* capacity is the owner's to read: under prof_lock this thread is the profiler arena's owner */
+    ta_arena_t *own = ta_tls_arena;
+    ta_tls_arena = page->arena;
+    keep = page->capacity == 1 && ta_arena_resize_in_place(page->arena, page, p, size);
+    ta_tls_arena = own;
+  }
+  if (keep) forget_locked(p);
+  ta_unlock(&prof_lock);
+  if (keep && ta_prof_on() && ta_prof_tick(size)) ta_prof_record(p, size, caller);
+  return keep;
+}
+
 void ta_prof_fork(ta_fork_phase_t phase) {
-  if (ta_fork_one(&prof_lock, &fork_taken, phase) || phase < TA_FORK_CHILD) return;
+  bool whole = ta_fork_one(&prof_lock, &fork_taken, phase);
+  if (phase < TA_FORK_CHILD) return;
+  /* The child runs this after the arena layer's handler, which tainted an arena its owner left
+   * mid-operation: a profiler arena left so (or whose lock was not taken) is dropped, its blocks
+   * freed into it as remote frees of an orphaned arena from now on, and the next sample makes a
+   * new one. */
+  ta_arena_t *a = atomic_load_explicit(&ta_prof_arena, memory_order_relaxed);
+  if (a != NULL && (!whole || a->tainted)) atomic_store_explicit(&ta_prof_arena, NULL, memory_order_relaxed);
+  if (whole) return;
   /* A child whose parent held the lock mid-edit: start over with empty tables. The sampled blocks
-   * stay valid large blocks; their frees are simply not looked up any more. */
+   * stay valid blocks; their frees are simply not looked up any more. */
   stacks = NULL;
   samples = NULL;
   free_samples = NULL;
