@@ -61,6 +61,8 @@ typedef struct ta_tls_s {
   size_t small_max;  /* requests up to this take the fast path: TA_SMALL_TABLE_MAX, or 0 while the
                         heap profiler samples this thread (src/prof.h), which sends every request
                         through the router's slow path */
+  int64_t prof_left; /* bytes before the heap profiler's next sample on this thread (src/prof.c):
+                        beside the arena, so the countdown needs no TLS offset of its own */
 } ta_tls_t;
 extern __thread ta_tls_t ta_tls __attribute__((tls_model("initial-exec")));
 #define ta_tls_arena (ta_tls.arena)

@@ -31,7 +31,6 @@
 #include "tamalloc.h"
 
 _Atomic size_t ta_prof_live;
-__thread int64_t ta_prof_tls_left __attribute__((tls_model("initial-exec")));
 /* Nonzero while this thread is inside the profiler (capture, record, dump, report): it samples
  * nothing then, so a malloc from the unwinder, from a signal handler that interrupted a capture or
  * from the fork child of one never re-enters the profiler. */
@@ -164,10 +163,10 @@ bool ta_prof_tick_slow(void) {
     /* The thread's first request while profiling: the first gap starts here. */
     if (tls_rng == 0) tls_rng = (atomic_fetch_add_explicit(&seeds, 1, memory_order_relaxed) + 1) * 0x2545f4914f6cdd1du;
     tls_seeded = true;
-    ta_prof_tls_left = next_gap();
+    ta_tls.prof_left = next_gap();
     return false;
   }
-  ta_prof_tls_left = next_gap();
+  ta_tls.prof_left = next_gap();
   return true;
 }
 

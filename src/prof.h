@@ -22,8 +22,6 @@
  * from the thread that recorded it through some synchronisation after the recording, so it sees
  * the count of at least that block. */
 extern _Atomic size_t ta_prof_live;
-/* Bytes left before this thread's next sample (the countdown, src/prof.c). */
-extern __thread int64_t ta_prof_tls_left __attribute__((tls_model("initial-exec")));
 
 TA_INLINE bool ta_prof_on(void) { return atomic_load_explicit(&ta_config.prof, memory_order_relaxed) != 0; }
 
@@ -34,8 +32,8 @@ TA_INLINE void ta_prof_thread_sync(void) { ta_tls.small_max = ta_prof_on() ? 0 :
 /* Profiling is on and the calling thread asks for `size` bytes: counts them down; true when the
  * countdown ran out, and then ta_prof_tick_slow decides whether this request is sampled. */
 TA_INLINE bool ta_prof_countdown(size_t size) {
-  ta_prof_tls_left -= (int64_t)size;
-  return ta_prof_tls_left <= 0;
+  ta_tls.prof_left -= (int64_t)size;
+  return ta_tls.prof_left <= 0;
 }
 bool ta_prof_tick_slow(void);
 /* Both: whether to sample this request. */

@@ -88,7 +88,11 @@ static void *malloc_big(size_t size, bool *fresh, void *caller) {
 /* Out of line, so that ta_router_malloc_big needs no stack frame of its own and tail-calls them. */
 static TA_NOINLINE void *malloc_small_counted_out(size_t size, void *caller) {
   bool fresh;
-  if (ta_prof_tick_slow()) return malloc_sampled(size, TA_ALIGN, &fresh, caller);
+  if (ta_likely(ta_prof_on())) {
+    if (ta_prof_tick_slow()) return malloc_sampled(size, TA_ALIGN, &fresh, caller);
+  } else {
+    ta_prof_thread_sync(); /* turned off: the thread takes the fast path again */
+  }
   return ta_arena_alloc_or(ta_tls_arena, ta_class_small(size), ta_router_malloc_miss);
 }
 static TA_NOINLINE void *malloc_big_from(size_t size, void *caller) {
@@ -98,11 +102,14 @@ static TA_NOINLINE void *malloc_big_from(size_t size, void *caller) {
 
 /* Reached by a tail call from the standard names, so the return address is the program's. A small
  * request comes here only while the thread's gate is 0 (profiling on, or just turned off and not
- * yet synced, src/prof.h): the countdown, then the arena as on the fast path. ta_init has run: the
- * gate is lowered only after it. */
+ * yet synced, src/prof.h): the countdown, then the arena as on the fast path. The countdown runs
+ * without asking whether profiling is on (one load and branch fewer per request, measured on
+ * small_churn): a thread whose countdown runs out after profiling was turned off finds out then,
+ * or at its next malloc miss, whichever comes first. ta_init has run: the gate is lowered only after
+ * it. */
 void *ta_router_malloc_big(size_t size) {
   if (size <= TA_SMALL_TABLE_MAX) {
-    if (ta_unlikely(ta_prof_on()) && ta_unlikely(ta_prof_countdown(size)))
+    if (ta_unlikely(ta_prof_countdown(size)))
       return malloc_small_counted_out(size, __builtin_return_address(0));
     return ta_arena_alloc_or(ta_tls_arena, ta_class_small(size), ta_router_malloc_miss);
   }
