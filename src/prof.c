@@ -10,11 +10,29 @@
  * Memory: the tables live in mappings of their own (ta_os_map), never in tamalloc's heap, and are
  * only made at the first sample, so a process that does not profile has none.
  *
+ * Where sampled blocks live, and how their frees are found (the rule; measured with
+ * benchmarks/ab-preload.py, README "Heap profiler cost"). A sampled request the router would give
+ * to the bins gets a block of the same class from the profiler arena, an arena no thread owns
+ * (state "shared", made at the first such sample): its pages are reused like any arena's, where a
+ * mapping per sample had the kernel fault in and zero fresh pages (mixed_sizes 7-13 times slower).
+ * Its owner operations (malloc, realloc in place) run under prof_lock, the calling thread's TLS
+ * pointing at it meanwhile. No thread's ta_tls_arena is ever the profiler arena outside prof_lock,
+ * so every free of its blocks takes the remote free, where ta_page_free_remote compares the page's
+ * arena with ta_prof_arena and calls ta_prof_forget first: the local free fast path has no test,
+ * and profiling off costs nothing. The freed blocks reach their pages through the xfree lists,
+ * collected by the profiler arena's own slow path, as the shared arena's are. A sampled request
+ * for the mmap path gets the mapping it would get unsampled; ta_router_free_slow forgets it while
+ * ta_prof_live is not 0. An unsampled block never lives in the profiler arena, except one a realloc
+ * kept in place whose new size was not sampled (its free then forgets nothing).
+ *
  * Invariants, under prof_lock: every live sampled block is in exactly one bucket of `samples`; a
  * stack's live_n / live_bytes / live_est are the sums over the samples pointing at it; ta_prof_live
- * is the number of samples. prof_lock is a leaf: its holder takes no other tamalloc lock and
- * allocates only through ta_os_map. No lock is held while a stack is unwound (the unwinder may take
- * the loader's lock, whose holder may be allocating). */
+ * is the number of samples; a block is recorded before the malloc that made it returns, and
+ * forgotten before its free lets the memory go. prof_lock is first in tamalloc's lock order
+ * (src/init.c): its holder takes the arena locks below it as the profiler arena's owner, maps
+ * table memory and writes profiles with raw system calls; nobody takes it holding another tamalloc
+ * lock. No lock is held while a stack is unwound (the unwinder may take the loader's lock, whose
+ * holder may be allocating). */
 #include "src/prof.h"
 
 #include <dlfcn.h>
