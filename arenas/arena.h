@@ -61,6 +61,8 @@ typedef struct ta_tls_s {
   size_t small_max;  /* requests up to this take the fast path: TA_SMALL_TABLE_MAX, or 0 while the
                         heap profiler samples this thread (src/prof.h), which sends every request
                         through the router's slow path */
+  int64_t prof_left; /* bytes before the heap profiler's next sample on this thread (src/prof.c):
+                        beside the arena, so the countdown needs no TLS offset of its own */
 } ta_tls_t;
 extern __thread ta_tls_t ta_tls __attribute__((tls_model("initial-exec")));
 #define ta_tls_arena (ta_tls.arena)
@@ -130,6 +132,12 @@ bool ta_arena_resize_in_place(ta_arena_t *arena, ta_page_t *page, void *p, size_
 /* page.c */
 void ta_page_free_slow(ta_page_t *page);
 void ta_page_free_remote(ta_page_t *page, ta_block_t *block);
+/* The heap profiler's arena (src/prof.c), NULL until its first sample: its blocks are the sampled
+ * ones, it has no owner thread, so every free of one is remote and ta_page_free_remote tells the
+ * profiler (ta_prof_forget) before the block goes back to its page. Read relaxed: a thread freeing a
+ * block got it after the store that published the arena. */
+extern _Atomic(ta_arena_t *) ta_prof_arena;
+bool ta_prof_forget(const void *p);
 /* Checks a block whose first word looks like a link for a double free, then frees it. */
 void ta_page_free_suspect(ta_page_t *page, ta_block_t *block);
 _Noreturn void ta_page_corrupt(const void *where);

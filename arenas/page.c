@@ -379,6 +379,7 @@ void ta_page_retire_parked(ta_page_t *page, uint32_t now) {
  * only while the block still heads that list; the owner catches the rest when it takes the lists in
  * (ta_arena_drain_xfree) or when it frees the block itself (ta_page_block_is_free). */
 void ta_page_free_remote(ta_page_t *page, ta_block_t *block) {
+  if (ta_unlikely(page->arena == atomic_load_explicit(&ta_prof_arena, memory_order_relaxed))) ta_prof_forget(block);
   uintptr_t w = atomic_load_explicit(&page->xfree, memory_order_relaxed);
   for (;;) {
     if (ta_unlikely(w & TA_XFREE_FULL)) {

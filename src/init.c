@@ -5,8 +5,13 @@
  * tamalloc's locks:
  *   0. fork_lock   (src/init.c)       one fork's handlers at a time
  *      glibc's stdio list lock        taken by fork_prepare right after fork_lock (see below)
- *   1. shared_lock (arenas/bind.c)    the arena shared by threads beyond TAMALLOC_ARENA_MAX; its
- *                                     holder allocates, so every lock below may follow it
+ *   1. prof_lock   (src/prof.c)       the heap profiler's tables and its arena; its holder acts as
+ *                                     that arena's owner (so every lock below may follow it),
+ *                                     maps table memory and writes profiles with raw system
+ *                                     calls, and never unwinds a stack nor calls dladdr
+ *      shared_lock (arenas/bind.c)    the arena shared by threads beyond TAMALLOC_ARENA_MAX; its
+ *                                     holder allocates, so every lock below may follow it; a
+ *                                     thread holds at most one of prof_lock and shared_lock
  *   2. ta_pool_lock (arenas/bind.c)   the arena pool and the list of all arenas (arenas/arena.c)
  *   3. meta_lock   (arenas/arena.c)   the bump allocator for arena structs (mmap under it)
  *   4. seg_lock    (one per arena)    an arena's segment list and unit masks; a thread holds at
@@ -20,10 +25,6 @@
  *                                     (registry shards by index, then cache shards by index);
  *                                     munmap and mremap never run under them (a registry
  *                                     table's own mmap does)
- *   7. prof_lock   (src/prof.c)       the heap profiler's tables: a leaf, taken with no other
- *                                     tamalloc lock held; its holder maps table memory and writes
- *                                     profiles with raw system calls, and never unwinds a stack
- *                                     nor calls dladdr
  * Two exclusions are flags, not locks, so that no lock is held across brk, munmap or madvise, no
  * thread waits for one while it holds a lock, and fork never waits for either: the brk mover
  * (brk_busy, arenas/segment.c: one thread moves the program break at a time) and the trim pass
@@ -99,10 +100,10 @@ static void fork_prepare(void) {
    * stream's lock) for a lock the interrupted code holds. glibc's fork would take it next anyway. */
   fork_io_locked = !inside && !__libc_single_threaded && _IO_list_lock != NULL;
   if (fork_io_locked) _IO_list_lock();
+  ta_prof_fork(TA_FORK_PREPARE);
   ta_arena_fork(TA_FORK_PREPARE);
   ta_seg_fork(TA_FORK_PREPARE);
   ta_large_fork(TA_FORK_PREPARE);
-  ta_prof_fork(TA_FORK_PREPARE);
 }
 
 static void fork_parent(void) {
@@ -110,10 +111,10 @@ static void fork_parent(void) {
     tls_fork_nested--;
     return;
   }
-  ta_prof_fork(TA_FORK_PARENT);
   ta_large_fork(TA_FORK_PARENT);
   ta_seg_fork(TA_FORK_PARENT);
   ta_arena_fork(TA_FORK_PARENT);
+  ta_prof_fork(TA_FORK_PARENT);
   if (fork_io_locked) _IO_list_unlock();
   fork_whole = false;
   pthread_mutex_unlock(&fork_lock);
@@ -127,10 +128,10 @@ static void fork_child(void) {
   fork_whole = false;
   ta_lock_t fresh = TA_LOCK_INIT;
   fork_lock = fresh;
-  ta_prof_fork(phase);
   ta_large_fork(phase);
   ta_seg_fork(phase);
   ta_arena_fork_child(phase, keep_arena);
+  ta_prof_fork(phase);
   ta_sched_fork_child();
   ta_tls_depth = 0;
 }

@@ -10,11 +10,29 @@
  * Memory: the tables live in mappings of their own (ta_os_map), never in tamalloc's heap, and are
  * only made at the first sample, so a process that does not profile has none.
  *
+ * Where sampled blocks live, and how their frees are found (the rule; measured with
+ * benchmarks/ab-preload.py, README "Heap profiler cost"). A sampled request the router would give
+ * to the bins gets a block of the same class from the profiler arena, an arena no thread owns
+ * (state "shared", made at the first such sample): its pages are reused like any arena's, where a
+ * mapping per sample had the kernel fault in and zero fresh pages (mixed_sizes 7-13 times slower).
+ * Its owner operations (malloc, realloc in place) run under prof_lock, the calling thread's TLS
+ * pointing at it meanwhile. No thread's ta_tls_arena is ever the profiler arena outside prof_lock,
+ * so every free of its blocks takes the remote free, where ta_page_free_remote compares the page's
+ * arena with ta_prof_arena and calls ta_prof_forget first: the local free fast path has no test,
+ * and profiling off costs nothing. The freed blocks reach their pages through the xfree lists,
+ * collected by the profiler arena's own slow path, as the shared arena's are. A sampled request
+ * for the mmap path gets the mapping it would get unsampled; ta_router_free_slow forgets it while
+ * ta_prof_live is not 0. An unsampled block never lives in the profiler arena, except one a realloc
+ * kept in place whose new size was not sampled (its free then forgets nothing).
+ *
  * Invariants, under prof_lock: every live sampled block is in exactly one bucket of `samples`; a
  * stack's live_n / live_bytes / live_est are the sums over the samples pointing at it; ta_prof_live
- * is the number of samples. prof_lock is a leaf: its holder takes no other tamalloc lock and
- * allocates only through ta_os_map. No lock is held while a stack is unwound (the unwinder may take
- * the loader's lock, whose holder may be allocating). */
+ * is the number of samples; a block is recorded before the malloc that made it returns, and
+ * forgotten before its free lets the memory go. prof_lock is first in tamalloc's lock order
+ * (src/init.c): its holder takes the arena locks below it as the profiler arena's owner, maps
+ * table memory and writes profiles with raw system calls; nobody takes it holding another tamalloc
+ * lock. No lock is held while a stack is unwound (the unwinder may take the loader's lock, whose
+ * holder may be allocating). */
 #include "src/prof.h"
 
 #include <dlfcn.h>
@@ -26,11 +44,11 @@
 #include <unwind.h>
 
 #include "src/format.h"
+#include "arenas/bind.h"
 #include "src/os.h"
 #include "tamalloc.h"
 
 _Atomic size_t ta_prof_live;
-__thread int64_t ta_prof_tls_left __attribute__((tls_model("initial-exec")));
 /* Nonzero while this thread is inside the profiler (capture, record, dump, report): it samples
  * nothing then, so a malloc from the unwinder, from a signal handler that interrupted a capture or
  * from the fork child of one never re-enters the profiler. */
@@ -163,10 +181,10 @@ bool ta_prof_tick_slow(void) {
     /* The thread's first request while profiling: the first gap starts here. */
     if (tls_rng == 0) tls_rng = (atomic_fetch_add_explicit(&seeds, 1, memory_order_relaxed) + 1) * 0x2545f4914f6cdd1du;
     tls_seeded = true;
-    ta_prof_tls_left = next_gap();
+    ta_tls.prof_left = next_gap();
     return false;
   }
-  ta_prof_tls_left = next_gap();
+  ta_tls.prof_left = next_gap();
   return true;
 }
 
@@ -236,39 +254,58 @@ static ta_prof_stack_t *stack_find(const uintptr_t *pc, unsigned depth) {
 
 static void interval_dump(unsigned seq);
 
-void ta_prof_record(void *p, size_t size, void *caller) {
-  tls_guard++;
+/* What a sample records besides its address, taken before prof_lock (the unwinder may take the
+ * loader's lock). */
+typedef struct shot_s {
   uintptr_t pc[TA_PROF_FRAMES];
-  unsigned depth = capture(pc, (uintptr_t)caller);
-  size_t rate = sample_rate();
-  double weight = 1 / one_minus_exp_neg((double)size / (double)rate);
-  size_t interval = atomic_load_explicit(&ta_config.prof_interval, memory_order_relaxed);
-  unsigned dump_seq = 0;
-  ta_lock(&prof_lock);
-  ta_prof_stack_t *stack = tables_ready() ? stack_find(pc, depth) : NULL;
+  unsigned depth;
+  size_t size;
+  double weight;
+} shot_t;
+
+static void shoot(shot_t *shot, size_t size, void *caller) {
+  shot->depth = capture(shot->pc, (uintptr_t)caller);
+  shot->size = size;
+  shot->weight = 1 / one_minus_exp_neg((double)size / (double)sample_rate());
+}
+
+/* prof_lock held: enters p; returns the number of the interval dump it triggers, or 0. */
+static unsigned record_locked(void *p, const shot_t *shot) {
+  ta_prof_stack_t *stack = tables_ready() ? stack_find(shot->pc, shot->depth) : NULL;
   ta_prof_sample_t *s = free_samples;
   if (s != NULL)
     free_samples = s->next;
   else if (stack != NULL)
     s = bump_alloc(sizeof *s);
-  if (s != NULL && stack != NULL) { /* out of memory for the tables: the block goes unrecorded */
-    *s = (ta_prof_sample_t){.ptr = (uintptr_t)p, .stack = stack, .size = size, .weight = weight};
-    size_t b = sample_bucket(s->ptr);
-    s->next = samples[b];
-    samples[b] = s;
-    stack->live_n++;
-    stack->live_bytes += size;
-    stack->live_est += weight * (double)size;
-    stack->live_est_n += weight;
-    stack->alloc_n++;
-    stack->alloc_bytes += size;
-    live_est += weight * (double)size;
-    atomic_store_explicit(&ta_prof_live, ta_prof_live + 1, memory_order_relaxed);
-    if (interval != 0 && live_est >= next_interval_dump + (double)interval) {
-      next_interval_dump = live_est;
-      dump_seq = ++interval_seq;
-    }
+  if (s == NULL || stack == NULL) return 0; /* out of memory for the tables: the block goes unrecorded */
+  size_t size = shot->size;
+  double weight = shot->weight;
+  *s = (ta_prof_sample_t){.ptr = (uintptr_t)p, .stack = stack, .size = size, .weight = weight};
+  size_t b = sample_bucket(s->ptr);
+  s->next = samples[b];
+  samples[b] = s;
+  stack->live_n++;
+  stack->live_bytes += size;
+  stack->live_est += weight * (double)size;
+  stack->live_est_n += weight;
+  stack->alloc_n++;
+  stack->alloc_bytes += size;
+  live_est += weight * (double)size;
+  atomic_store_explicit(&ta_prof_live, ta_prof_live + 1, memory_order_relaxed);
+  size_t interval = atomic_load_explicit(&ta_config.prof_interval, memory_order_relaxed);
+  if (interval != 0 && live_est >= next_interval_dump + (double)interval) {
+    next_interval_dump = live_est;
+    return ++interval_seq;
   }
+  return 0;
+}
+
+void ta_prof_record(void *p, size_t size, void *caller) {
+  tls_guard++;
+  shot_t shot;
+  shoot(&shot, size, caller);
+  ta_lock(&prof_lock);
+  unsigned dump_seq = record_locked(p, &shot);
   ta_unlock(&prof_lock);
   if (dump_seq) interval_dump(dump_seq);
   tls_guard--;
@@ -286,39 +323,100 @@ static ta_prof_sample_t *sample_take(uintptr_t p) {
   return NULL;
 }
 
-bool ta_prof_forget(const void *p) {
-  ta_lock(&prof_lock);
+/* prof_lock held. */
+static bool forget_locked(const void *p) {
   ta_prof_sample_t *s = sample_take((uintptr_t)p);
-  if (s != NULL) {
-    ta_prof_stack_t *st = s->stack;
-    double est = s->weight * (double)s->size;
-    st->live_n--;
-    st->live_bytes -= s->size;
-    st->live_est -= est;
-    st->live_est_n -= s->weight;
-    live_est -= est;
-    s->next = free_samples;
-    free_samples = s;
-    atomic_store_explicit(&ta_prof_live, ta_prof_live - 1, memory_order_relaxed);
-  }
-  ta_unlock(&prof_lock);
-  return s != NULL;
+  if (s == NULL) return false;
+  ta_prof_stack_t *st = s->stack;
+  double est = s->weight * (double)s->size;
+  st->live_n--;
+  st->live_bytes -= s->size;
+  st->live_est -= est;
+  st->live_est_n -= s->weight;
+  live_est -= est;
+  s->next = free_samples;
+  free_samples = s;
+  atomic_store_explicit(&ta_prof_live, ta_prof_live - 1, memory_order_relaxed);
+  return true;
 }
 
-bool ta_prof_sampled(const void *p) {
+bool ta_prof_forget(const void *p) {
   ta_lock(&prof_lock);
-  bool found = false;
-  if (samples != NULL)
-    for (ta_prof_sample_t *s = samples[sample_bucket((uintptr_t)p)]; s != NULL && !found; s = s->next)
-      found = s->ptr == (uintptr_t)p;
+  bool found = forget_locked(p);
   ta_unlock(&prof_lock);
   return found;
 }
 
+/* ---- the profiler arena ---- */
+
+_Atomic(ta_arena_t *) ta_prof_arena;
+
+/* prof_lock held: the calling thread acts as the profiler arena's owner until arena_leave, through
+ * the ordinary owner paths (its TLS points at the arena meanwhile, as for the shared arena in
+ * arenas/bind.c). NULL without memory for the arena. */
+static ta_arena_t *arena_enter(ta_arena_t **own) {
+  ta_arena_t *a = atomic_load_explicit(&ta_prof_arena, memory_order_relaxed);
+  if (a == NULL) {
+    ta_lock(&ta_pool_lock);
+    a = ta_arena_new(TA_ARENA_SHARED);
+    ta_unlock(&ta_pool_lock);
+    if (a == NULL) return NULL;
+    atomic_store_explicit(&ta_prof_arena, a, memory_order_relaxed);
+  }
+  *own = ta_tls_arena;
+  ta_tls_arena = a;
+  return a;
+}
+
+static void arena_leave(ta_arena_t *own) { ta_tls_arena = own; }
+
+void *ta_prof_malloc_arena(size_t cls, size_t size, void *caller) {
+  tls_guard++;
+  shot_t shot;
+  shoot(&shot, size, caller);
+  ta_lock(&prof_lock);
+  ta_arena_t *own;
+  ta_arena_t *a = arena_enter(&own);
+  void *p = NULL;
+  if (a != NULL) {
+    p = ta_arena_alloc(a, cls);
+    arena_leave(own);
+  }
+  unsigned dump_seq = p != NULL ? record_locked(p, &shot) : 0;
+  ta_unlock(&prof_lock);
+  if (dump_seq) interval_dump(dump_seq);
+  tls_guard--;
+  if (p == NULL) errno = ENOMEM;
+  return p;
+}
+
+bool ta_prof_realloc_in_place(ta_page_t *page, void *p, size_t size, bool keep, void *caller) {
+  ta_lock(&prof_lock);
+  if (!keep) {
+    /* capacity is the owner's to read: under prof_lock this thread is the profiler arena's owner */
+    ta_arena_t *own = ta_tls_arena;
+    ta_tls_arena = page->arena;
+    keep = page->capacity == 1 && ta_arena_resize_in_place(page->arena, page, p, size);
+    ta_tls_arena = own;
+  }
+  if (keep) forget_locked(p);
+  ta_unlock(&prof_lock);
+  if (keep && ta_prof_on() && ta_prof_tick(size)) ta_prof_record(p, size, caller);
+  return keep;
+}
+
 void ta_prof_fork(ta_fork_phase_t phase) {
-  if (ta_fork_one(&prof_lock, &fork_taken, phase) || phase < TA_FORK_CHILD) return;
+  bool whole = ta_fork_one(&prof_lock, &fork_taken, phase);
+  if (phase < TA_FORK_CHILD) return;
+  /* The child runs this after the arena layer's handler, which tainted an arena its owner left
+   * mid-operation: a profiler arena left so (or whose lock was not taken) is dropped, its blocks
+   * freed into it as remote frees of an orphaned arena from now on, and the next sample makes a
+   * new one. */
+  ta_arena_t *a = atomic_load_explicit(&ta_prof_arena, memory_order_relaxed);
+  if (a != NULL && (!whole || a->tainted)) atomic_store_explicit(&ta_prof_arena, NULL, memory_order_relaxed);
+  if (whole) return;
   /* A child whose parent held the lock mid-edit: start over with empty tables. The sampled blocks
-   * stay valid large blocks; their frees are simply not looked up any more. */
+   * stay valid blocks; their frees are simply not looked up any more. */
   stacks = NULL;
   samples = NULL;
   free_samples = NULL;

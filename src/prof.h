@@ -1,8 +1,9 @@
 /* The sampling heap profiler (src/prof.c): which call stacks hold the memory. With profiling on,
  * every request leaves the fast path (ta_tls.small_max is 0 on the threads it samples) and the
- * router's slow path counts its bytes down; a sampled block is served by its own mapping
- * (src/large.c) and recorded here, so its free always reaches the router's slow free, which tells
- * the profiler. Profiling off, nothing here runs on a fast path. */
+ * router's slow path counts its bytes down. A sampled block of a bin class comes from the profiler
+ * arena, which no thread owns, so its free always takes the remote free (arenas/page.c), which
+ * tells the profiler; a sampled block of the mmap path is a mapping like any other of its size, and
+ * the router's slow free tells the profiler. Profiling off, nothing here runs on a fast path. */
 #ifndef TA_PROF_H
 #define TA_PROF_H
 
@@ -21,8 +22,6 @@
  * from the thread that recorded it through some synchronisation after the recording, so it sees
  * the count of at least that block. */
 extern _Atomic size_t ta_prof_live;
-/* Bytes left before this thread's next sample (the countdown, src/prof.c). */
-extern __thread int64_t ta_prof_tls_left __attribute__((tls_model("initial-exec")));
 
 TA_INLINE bool ta_prof_on(void) { return atomic_load_explicit(&ta_config.prof, memory_order_relaxed) != 0; }
 
@@ -33,8 +32,8 @@ TA_INLINE void ta_prof_thread_sync(void) { ta_tls.small_max = ta_prof_on() ? 0 :
 /* Profiling is on and the calling thread asks for `size` bytes: counts them down; true when the
  * countdown ran out, and then ta_prof_tick_slow decides whether this request is sampled. */
 TA_INLINE bool ta_prof_countdown(size_t size) {
-  ta_prof_tls_left -= (int64_t)size;
-  return ta_prof_tls_left <= 0;
+  ta_tls.prof_left -= (int64_t)size;
+  return ta_tls.prof_left <= 0;
 }
 bool ta_prof_tick_slow(void);
 /* Both: whether to sample this request. */
@@ -45,8 +44,14 @@ TA_INLINE bool ta_prof_tick(size_t size) { return ta_unlikely(ta_prof_countdown(
 void ta_prof_record(void *p, size_t size, void *caller);
 /* p is being freed: forgets it if it is a sampled block. True if it was. */
 bool ta_prof_forget(const void *p);
-/* Whether p is a live sampled block. */
-bool ta_prof_sampled(const void *p);
+/* Profiling on, and ta_prof_tick said to sample a request of `size` bytes whose bin class is cls:
+ * a block of that class from the profiler arena (src/prof.c), recorded. NULL with errno ENOMEM. */
+void *ta_prof_malloc_arena(size_t cls, size_t size, void *caller);
+/* realloc(p, size) of p, a block on `page`, a page of the profiler arena: the block stays if `keep`
+ * (the router's rule for a bin block that still fits) or if it can change class where it is; then
+ * its old sample is forgotten and the new size counted down like a new request. False (nothing
+ * changed) when the block must move. */
+bool ta_prof_realloc_in_place(ta_page_t *page, void *p, size_t size, bool keep, void *caller);
 /* Fork handlers (protocol in src/init.c): the profiler's lock, last in the lock order. */
 void ta_prof_fork(ta_fork_phase_t phase);
 

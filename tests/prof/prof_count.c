@@ -6,6 +6,9 @@
  *             afterwards no sampled block of theirs is left
  *   off       profiling off: no sampled block, no new mapping, no large block in the statistics
  *   tlsdtor   a TLS destructor allocates, sampled; main frees its blocks
+ *   reuse     every block sampled: those below the mmap threshold are arena blocks (no large block
+ *             in the statistics), a malloc/free loop reuses their memory (the heap stops growing),
+ *             a realloc within the block's class keeps the block and the profile follows it
  *   env       malformed TAMALLOC_PROF_* values (run_prof.py sets them): the defaults stay
  * The first request after profiling is turned on starts the countdown and is never sampled (the
  * exact mode makes one before it counts). The dump is read with read(2) into a static buffer, so reading it allocates nothing. */
@@ -273,6 +276,60 @@ static void tlsdtor(void) {
   CHECK_MSG(after + DTOR_BLOCKS - 3 <= before, "%zu sampled before the frees, %zu after", before, after);
 }
 
+#define REUSE_LIVE 64
+#define REUSE_LOOP 5000
+static void reuse(void) {
+  CHECK(ta_mallopt(TA_OPT_PROF_SAMPLE, 1) == 1);
+  CHECK(ta_mallopt(TA_OPT_PROF, 1) == 1);
+  void *volatile first = malloc(16); /* starts the countdown, not sampled */
+  static char *held[REUSE_LIVE];
+  size_t total = 0;
+  for (int i = 0; i < REUSE_LIVE; i++) {
+    size_t n = 100000 + (size_t)i;
+    CHECK((held[i] = malloc(n)) != NULL);
+    memset(held[i], 0xcd, n);
+    total += n;
+  }
+  size_t nb, bytes;
+  live(&nb, &bytes);
+  CHECK_EQ_SZ(nb, REUSE_LIVE);
+  CHECK_EQ_SZ(bytes, total);
+  ta_stats_t st;
+  ta_stats_get(&st);
+  CHECK_EQ_SZ(st.large_blocks, 0);
+  for (int i = 0; i < REUSE_LOOP / 10; i++) { /* warm: the heap grows to what the loop needs */
+    char *volatile p = malloc(65536);
+    CHECK(p != NULL);
+    memset(p, i, 65536);
+    free(p);
+  }
+  ta_stats_get(&st);
+  size_t grows = st.segment_grows;
+  for (int i = 0; i < REUSE_LOOP; i++) {
+    char *volatile p = malloc(65536);
+    CHECK(p != NULL);
+    memset(p, i, 65536);
+    free(p);
+  }
+  ta_stats_get(&st);
+  CHECK_EQ_SZ(st.segment_grows, grows);
+  CHECK_EQ_SZ(st.large_blocks, 0);
+  live(&nb, &bytes);
+  CHECK_EQ_SZ(nb, REUSE_LIVE);
+  /* shrinking within four classes keeps a bin block where it is, sampled or not */
+  char *q = realloc(held[0], 99000);
+  CHECK(q == held[0]);
+  CHECK((unsigned char)q[98999] == 0xcd);
+  live(&nb, &bytes);
+  CHECK_EQ_SZ(nb, REUSE_LIVE);
+  CHECK_EQ_SZ(bytes, total - 1000);
+  for (int i = 0; i < REUSE_LIVE; i++) free(held[i]);
+  free(first);
+  live(&nb, &bytes);
+  CHECK_EQ_SZ(nb, 0);
+  CHECK_EQ_SZ(bytes, 0);
+}
+
 static void env(void) {
   CHECK(ta_getopt(TA_OPT_PROF) == 0);
   CHECK(ta_getopt(TA_OPT_PROF_SAMPLE) == 512 * 1024);
@@ -289,6 +346,7 @@ int main(int argc, char **argv) {
   else if (strcmp(argv[1], "off") == 0) off();
   else if (strcmp(argv[1], "env") == 0) env();
   else if (strcmp(argv[1], "tlsdtor") == 0) tlsdtor();
+  else if (strcmp(argv[1], "reuse") == 0) reuse();
   else CHECK(!"unknown mode");
   return 0;
 }
