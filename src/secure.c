@@ -9,20 +9,25 @@
  * `end` is the block's end (p + the router's usable size) for a block from the arenas; a block on the
  * mmap path gets one page more, the last page of its mapping, which is made inaccessible (the guard),
  * and `end` is where the guard starts. The requested size n is kept in the trailer (16 bytes at end,
- * so the canary starts right after the requested bytes): word 0 is n, word 1 a keyed hash of n and
- * p (trailer_hash). Every canary byte is derived from p and the process secret, with its top bit set
- * so a stray NUL or ASCII byte never matches. free, realloc, free_sized, malloc_usable_size and the
- * quarantine check the trailer and every canary byte before anything else.
+ * so the canary starts right after the requested bytes): word 0 is n, word 1 p's secret key xor n
+ * (trailer_hash). Every canary byte is derived from p and the process secret, with its top bit set
+ * so a stray NUL or ASCII byte never matches; the canary spans at most TA_SECURE_CANARY_MAX bytes
+ * past n and the word below the trailer (canary_end). free, realloc, free_sized,
+ * malloc_usable_size and the quarantine check the trailer and every canary byte before anything
+ * else.
  *
- * Freed blocks of the arenas are zeroed up to the trailer, marked freed (word 1 becomes the hash
- * under another key, so a second free is told from a live block) and kept in the freeing thread's
+ * Freed blocks of the arenas are zeroed (whole up to TA_SECURE_SCRUB bytes, else the first
+ * TA_SECURE_SCRUB and the last TA_SECURE_SCRUB_TAIL requested bytes with the canary: scrub_range),
+ * marked freed (word 1 becomes the check under another key, so a second free is told from a live
+ * block) and kept in the freeing thread's
  * quarantine, a ring bounded by TA_QUARANTINE_SLOTS blocks and TA_QUARANTINE_BYTES bytes. The oldest
- * leaves when a new one does not fit: it must still be all zero with its mark intact (else a write
+ * leaves when a new one does not fit: what was zeroed must still be zero, its mark intact (else a write
  * after free), and only then goes back to the router. The ring is the thread's own: no lock, no
  * atomic; a free that finds the ring in use (a signal handler that interrupted a free on this thread)
  * releases its block at once. A thread-exit key empties the ring. Large blocks go to a ring of
- * their own (TA_QUARANTINE_LARGE): their pages given back (zero when read again) and inaccessible
- * but for the last one, which holds the freed mark and is checked when the block leaves.
+ * their own (TA_QUARANTINE_LARGE): their pages inaccessible but for the last one, which is zeroed,
+ * holds the freed mark and is checked when the block leaves; kept resident up to
+ * TA_SECURE_LARGE_KEEP bytes, given back (zero when read again) above.
  *
  * malloc(0) returns a distinct address inside one reserved inaccessible region (zero_region): any
  * read or write through it faults, free and realloc recognise it. */
@@ -443,7 +448,8 @@ static void quarantine_put(ta_sblock_t *b) {
   if (!reentered) tls_quarantine_busy = false;
 }
 
-/* Zero a checked block (a large one's pages given back: they read as zero), then quarantine it. */
+/* Zero a checked block's scrubbed bytes (a large one's: its head below the first whole page and its
+ * last page, or all of it given back above TA_SECURE_LARGE_KEEP), then quarantine it. */
 static void block_release(ta_sblock_t *b) {
   char *trailer = b->end - TA_SECURE_TRAILER;
   if (b->large) {
