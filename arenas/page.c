@@ -95,6 +95,34 @@ void ta_page_init(ta_page_t *page, ta_arena_t *arena, unsigned cls, unsigned uni
 
 /* Carve the next stretch of never-used blocks onto the local list (which must be empty). Carving
  * lazily, TA_CARVE_BYTES at a time, keeps untouched parts of a span out of the resident set. */
+uint64_t ta_page_carve_seed;
+
+/* The n blocks from `first` linked as page's free list in an order drawn from the seed and the
+ * blocks' address (a Fisher-Yates shuffle; xorshift64 steps), so the next mallocs of the class do
+ * not come in address order. n is at most TA_CARVE_BYTES / TA_ALIGN. */
+static void carve_shuffled(ta_page_t *page, char *first, uint32_t n) {
+  uint16_t order[TA_CARVE_BYTES / TA_ALIGN];
+  uint64_t x = (ta_page_carve_seed ^ (uintptr_t)first) | 1;
+  for (uint32_t i = 0; i < n; i++) order[i] = (uint16_t)i;
+  for (uint32_t i = n - 1; i > 0; i--) {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    uint32_t j = (uint32_t)(x % (i + 1));
+    uint16_t t = order[i];
+    order[i] = order[j];
+    order[j] = t;
+  }
+  size_t bs = page->block_size;
+  ta_block_t *next = NULL;
+  for (uint32_t i = n; i-- > 0;) {
+    ta_block_t *b = (ta_block_t *)(first + (size_t)order[i] * bs);
+    b->next_enc = ta_link_encode(next);
+    next = b;
+  }
+  page->free = next;
+}
+
 bool ta_page_extend(ta_page_t *page) {
   ta_assert(page->free == NULL);
   uint32_t left = page->reserved - page->capacity;
@@ -104,10 +132,14 @@ bool ta_page_extend(ta_page_t *page) {
   if (n == 0) n = 1;
   if (n > left) n = left;
   char *first = (char *)page->start + (size_t)page->capacity * bs;
-  char *b = first;
-  for (uint32_t i = 0; i + 1 < n; i++, b += bs) ((ta_block_t *)b)->next_enc = ta_link_encode((ta_block_t *)(b + bs));
-  ((ta_block_t *)b)->next_enc = ta_link_encode(NULL);
-  page->free = (ta_block_t *)first;
+  if (ta_unlikely(ta_page_carve_seed != 0)) {
+    carve_shuffled(page, first, n);
+  } else {
+    char *b = first;
+    for (uint32_t i = 0; i + 1 < n; i++, b += bs) ((ta_block_t *)b)->next_enc = ta_link_encode((ta_block_t *)(b + bs));
+    ((ta_block_t *)b)->next_enc = ta_link_encode(NULL);
+    page->free = (ta_block_t *)first;
+  }
   page->capacity += n;
   atomic_store_explicit(&page->carved_n, page->capacity, memory_order_relaxed);
   return true;

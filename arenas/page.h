@@ -29,6 +29,10 @@ TA_INLINE ta_block_t *ta_page_ghost(const ta_page_t *page) {
  * (arenas/resize.c): capacity 1, carved one block of the new size. Nothing else is touched. */
 void ta_page_reclass(ta_page_t *page, unsigned cls, unsigned units);
 bool ta_page_extend(ta_page_t *page);
+/* Nonzero: ta_page_extend links the blocks it carves in a random order drawn from it (the secure
+ * variant sets it once at start-up, src/secure.c); 0, the default: address order. Read only on
+ * the carve path. */
+extern uint64_t ta_page_carve_seed;
 bool ta_page_collect(ta_page_t *page);
 bool ta_page_try_park(ta_page_t *page);
 unsigned ta_page_units_for(unsigned cls);

@@ -9,20 +9,25 @@
  * `end` is the block's end (p + the router's usable size) for a block from the arenas; a block on the
  * mmap path gets one page more, the last page of its mapping, which is made inaccessible (the guard),
  * and `end` is where the guard starts. The requested size n is kept in the trailer (16 bytes at end,
- * so the canary starts right after the requested bytes): word 0 is n, word 1 a keyed hash of n and
- * p (trailer_hash). Every canary byte is derived from p and the process secret, with its top bit set
- * so a stray NUL or ASCII byte never matches. free, realloc, free_sized, malloc_usable_size and the
- * quarantine check the trailer and every canary byte before anything else.
+ * so the canary starts right after the requested bytes): word 0 is n, word 1 p's secret key xor n
+ * (trailer_hash). Every canary byte is derived from p and the process secret, with its top bit set
+ * so a stray NUL or ASCII byte never matches; the canary spans at most TA_SECURE_CANARY_MAX bytes
+ * past n and the word below the trailer (canary_end). free, realloc, free_sized,
+ * malloc_usable_size and the quarantine check the trailer and every canary byte before anything
+ * else.
  *
- * Freed blocks of the arenas are zeroed up to the trailer, marked freed (word 1 becomes the hash
- * under another key, so a second free is told from a live block) and kept in the freeing thread's
+ * Freed blocks of the arenas are zeroed (whole up to TA_SECURE_SCRUB bytes, else the first
+ * TA_SECURE_SCRUB and the last TA_SECURE_SCRUB_TAIL requested bytes with the canary: scrub_range),
+ * marked freed (word 1 becomes the check under another key, so a second free is told from a live
+ * block) and kept in the freeing thread's
  * quarantine, a ring bounded by TA_QUARANTINE_SLOTS blocks and TA_QUARANTINE_BYTES bytes. The oldest
- * leaves when a new one does not fit: it must still be all zero with its mark intact (else a write
+ * leaves when a new one does not fit: what was zeroed must still be zero, its mark intact (else a write
  * after free), and only then goes back to the router. The ring is the thread's own: no lock, no
  * atomic; a free that finds the ring in use (a signal handler that interrupted a free on this thread)
  * releases its block at once. A thread-exit key empties the ring. Large blocks go to a ring of
- * their own (TA_QUARANTINE_LARGE): their pages given back (zero when read again) and inaccessible
- * but for the last one, which holds the freed mark and is checked when the block leaves.
+ * their own (TA_QUARANTINE_LARGE): their pages inaccessible but for the last one, which is zeroed,
+ * holds the freed mark and is checked when the block leaves; kept resident up to
+ * TA_SECURE_LARGE_KEEP bytes, given back (zero when read again) above.
  *
  * malloc(0) returns a distinct address inside one reserved inaccessible region (zero_region): any
  * read or write through it faults, free and realloc recognise it. */
@@ -34,6 +39,7 @@
 #include <string.h>
 
 #include "arenas/arena.h"
+#include "arenas/page.h"
 #include "src/config.h"
 #include "src/init.h"
 #include "src/large.h"
@@ -45,10 +51,18 @@
 #define TA_SECURE_CANARY_MIN ((size_t)8)
 #define TA_SECURE_TRAILER ((size_t)16)
 #define TA_SECURE_TAIL (TA_SECURE_CANARY_MIN + TA_SECURE_TRAILER)
+/* Canary bytes past the requested end at most, besides the word below the trailer (canary_end). */
+#define TA_SECURE_CANARY_MAX ((size_t)64)
 #define TA_QUARANTINE_SLOTS 256u
 #define TA_QUARANTINE_BYTES ((size_t)256 << 10)
 /* Large blocks kept: their pages are given back and inaccessible, so they cost address space only. */
 #define TA_QUARANTINE_LARGE 4u
+/* How much of a freed block of the arenas is zeroed and checked (scrub_range). */
+#define TA_SECURE_SCRUB ((size_t)8 << 10)
+#define TA_SECURE_SCRUB_TAIL ((size_t)64)
+/* A freed large block up to this size keeps its pages resident (hidden, not zeroed) while in the
+ * quarantine; a bigger one gives them back (they read as zero when the mapping is used again). */
+#define TA_SECURE_LARGE_KEEP ((size_t)2 << 20)
 /* malloc(0) addresses: one per TA_ALIGN bytes of a 256 MiB reservation (16 Mi of them); after that
  * malloc(0) gets an ordinary block of no bytes (canary and trailer only). */
 #define TA_ZERO_REGION ((size_t)256 << 20)
@@ -68,8 +82,12 @@ static inline uint64_t mix64(uint64_t x) {
   return x;
 }
 
+/* One mix per operation: the key is secret (ta_secret goes in), and the trailer's check word is the
+ * key xor the size, so forging a trailer for another size means knowing the key. A second mix of n
+ * adds nothing against that: mix64 is invertible, whoever reads the check word and knows n has the
+ * key either way. */
 static inline uint64_t block_key(const void *p) { return mix64((uintptr_t)p ^ ta_secret); }
-static inline uint64_t trailer_hash(uint64_t key, uint64_t n) { return mix64(key ^ mix64(n)); }
+static inline uint64_t trailer_hash(uint64_t key, uint64_t n) { return key ^ n; }
 
 /* ---- malloc(0) ---- */
 
@@ -134,22 +152,51 @@ static int zero_owns(const void *p) {
 /* ---- arming and checking a block ---- */
 
 /* The canary bytes of [p + from, p + to): byte i (from p) is byte i % 8 of the canary word. `to` is
- * a multiple of 8 (end is 16-aligned, p too). */
+ * a multiple of 8 (end is 16-aligned, p too). Word by word: a first word shared with the block's
+ * last bytes is masked to the canary's part (little-endian: its high bytes). */
+static inline uint64_t canary_mask(size_t from) { return ~(uint64_t)0 << (8 * (from & 7)); }
+
 static void canary_fill(char *p, size_t from, size_t to, uint64_t key) {
   uint64_t c = key | TA_CANARY_TOP_BITS;
-  size_t i = from;
-  for (; (i & 7) != 0 && i < to; i++) p[i] = (char)(c >> (8 * (i & 7)));
+  size_t i = from & ~(size_t)7;
+  if (i < to && (from & 7) != 0) {
+    ta_word_t *w = (ta_word_t *)(p + i);
+    *w = (*w & ~canary_mask(from)) | (c & canary_mask(from));
+    i += 8;
+  }
   for (; i < to; i += 8) *(ta_word_t *)(p + i) = c;
 }
 
 static bool canary_intact(const char *p, size_t from, size_t to, uint64_t key) {
   uint64_t c = key | TA_CANARY_TOP_BITS;
-  size_t i = from;
-  for (; (i & 7) != 0 && i < to; i++)
-    if (p[i] != (char)(c >> (8 * (i & 7)))) return false;
-  for (; i < to; i += 8)
-    if (*(const ta_word_t *)(p + i) != c) return false;
-  return true;
+  size_t i = from & ~(size_t)7;
+  uint64_t diff = 0; /* no early exit: one test at the end */
+  if (i < to && (from & 7) != 0) {
+    diff = (*(const ta_word_t *)(p + i) ^ c) & canary_mask(from);
+    i += 8;
+  }
+  for (; i < to; i += 8) diff |= *(const ta_word_t *)(p + i) ^ c;
+  return diff == 0;
+}
+
+/* The canary proper is [n, canary_end): at most TA_SECURE_CANARY_MAX bytes past the 8-byte word
+ * that holds the requested end, then (when the block's slack is bigger) the word right below the
+ * trailer, which is always canary. The slack between is left alone: filling and checking all of it
+ * (up to an eighth of a big block) cost more than the rest of a free. A linear overflow is caught
+ * in the first bytes past n; one that skips them lands in the block's own slack, or reaches the
+ * trailer and the word below it. */
+static size_t canary_end(size_t n, size_t trailer) {
+  size_t e = ((n + 7) & ~(size_t)7) + TA_SECURE_CANARY_MAX;
+  return e < trailer ? e : trailer;
+}
+
+static void canary_arm(char *p, size_t n, size_t trailer, uint64_t key) {
+  canary_fill(p, n, canary_end(n, trailer), key);
+  canary_fill(p, trailer - 8, trailer, key);
+}
+
+static bool canary_ok(const char *p, size_t n, size_t trailer, uint64_t key) {
+  return canary_intact(p, n, canary_end(n, trailer), key) && canary_intact(p, trailer - 8, trailer, key);
 }
 
 /* What a user pointer leads to, once checked. */
@@ -188,7 +235,7 @@ static void block_check(const char *func, void *p, ta_sblock_t *b) {
     bool below = canary_intact(p, (size_t)(b->end - b->p) - TA_SECURE_TAIL, (size_t)(b->end - b->p) - TA_SECURE_TRAILER, key);
     ta_fatal_ptr(func, below ? "block trailer overwritten at" : "buffer overflow at", p);
   }
-  if (!canary_intact(p, n, (size_t)(b->end - b->p) - TA_SECURE_TRAILER, key))
+  if (!canary_ok(p, n, (size_t)(b->end - b->p) - TA_SECURE_TRAILER, key))
     ta_fatal_ptr(func, "buffer overflow at", p);
   b->n = n;
 }
@@ -197,7 +244,7 @@ static void block_check(const char *func, void *p, ta_sblock_t *b) {
 static void block_arm(char *p, char *end, size_t n) {
   uint64_t key = block_key(p);
   size_t trailer = (size_t)(end - p) - TA_SECURE_TRAILER;
-  canary_fill(p, n, trailer, key);
+  canary_arm(p, n, trailer, key);
   ta_word_t *t = (ta_word_t *)(p + trailer);
   t[0] = n;
   t[1] = trailer_hash(key, n);
@@ -269,12 +316,31 @@ static pthread_key_t quarantine_key;
 static pthread_once_t quarantine_once = PTHREAD_ONCE_INIT;
 
 /* A freed block's bytes [from, end): still all zero but for the freed mark in its trailer. */
-static bool freed_intact(const char *p, const char *from, const char *end) {
-  const ta_word_t *w = (const ta_word_t *)from;
-  size_t words = (size_t)(end - from - TA_SECURE_TRAILER) / 8;
-  for (size_t i = 0; i < words; i++)
-    if (w[i] != 0) return false;
-  return w[words] == 0 && w[words + 1] == trailer_hash(block_key(p) ^ TA_FREED_SALT, 0);
+/* [from, to) all zero (8-aligned bounds). */
+static bool all_zero(const char *from, const char *to) {
+  uint64_t any = 0; /* no early exit: one test at the end */
+  for (const ta_word_t *w = (const ta_word_t *)from; (const char *)w < to; w++) any |= *w;
+  return any == 0;
+}
+
+/* The freed mark of p's trailer (quarantine_put wrote it, the size asked for kept) intact: its size
+ * in *n. */
+static bool freed_marked(const char *p, const char *end, size_t *n) {
+  const ta_word_t *t = (const ta_word_t *)(end - TA_SECURE_TRAILER);
+  *n = t[0];
+  return *n <= (size_t)(end - p) - TA_SECURE_TAIL && t[1] == trailer_hash(block_key(p) ^ TA_FREED_SALT, *n);
+}
+
+/* What a freed block of the arenas has zeroed (and its eviction checks): its first TA_SECURE_SCRUB
+ * bytes, and from TA_SECURE_SCRUB_TAIL bytes below the requested end up to the trailer (the last
+ * bytes asked for and the canary). A block of up to TA_SECURE_SCRUB bytes is scrubbed whole; the
+ * middle of a bigger one is left as it was: zeroing and re-reading it all made a workload of mixed
+ * sizes 4 times the default's time. [0, *head) and [*tail, size - TA_SECURE_TRAILER). */
+static void scrub_range(size_t size, size_t n, size_t *head, size_t *tail) {
+  size_t trailer = size - TA_SECURE_TRAILER;
+  *head = trailer < TA_SECURE_SCRUB ? trailer : TA_SECURE_SCRUB;
+  size_t t = n > TA_SECURE_SCRUB_TAIL ? (n - TA_SECURE_SCRUB_TAIL) & ~(size_t)7 : 0;
+  *tail = t > *head ? t : *head;
 }
 
 /* The oldest block leaves: still all zero with its freed mark, else it was written after free. */
@@ -284,7 +350,11 @@ static void quarantine_evict(const char *func, ta_quarantine_t *q) {
   q->head = (q->head + 1) % TA_QUARANTINE_SLOTS;
   q->count--;
   q->bytes -= size;
-  if (!freed_intact(p, p, p + size)) ta_fatal_ptr(func, "write after free at", p);
+  size_t n, head, tail;
+  if (!freed_marked(p, p + size, &n)) ta_fatal_ptr(func, "write after free at", p);
+  scrub_range(size, n, &head, &tail);
+  if (!all_zero(p, p + head) || !all_zero(p + tail, p + size - TA_SECURE_TRAILER))
+    ta_fatal_ptr(func, "write after free at", p);
   ta_router_free(p);
 }
 
@@ -300,10 +370,12 @@ static void quarantine_evict_large(const char *func, ta_quarantine_t *q) {
   q->large_head = (q->large_head + 1) % TA_QUARANTINE_LARGE;
   q->large_count--;
   char *last = end - TA_PAGE > p ? end - TA_PAGE : p;
-  if (!freed_intact(p, last, end)) ta_fatal_ptr(func, "write after free at", p);
+  size_t n;
+  if (!freed_marked(p, end, &n) || !all_zero(last, end - TA_SECURE_TRAILER)) ta_fatal_ptr(func, "write after free at", p);
+  /* One call makes the hidden pages, the (accessible) last page and the guard accessible. */
   char *hidden = large_hidden(p);
-  if (last > hidden) ta_os_protect(hidden, (size_t)(last - hidden), true);
-  ta_os_protect(end, TA_PAGE, true);
+  char *from = last > hidden ? hidden : end;
+  ta_os_protect(from, (size_t)(end + TA_PAGE - from), true);
   ta_router_free(p);
 }
 
@@ -344,8 +416,8 @@ static ta_quarantine_t *quarantine_get(void) {
  * once when there is no ring to use: reentered from a signal handler, or the thread is exiting). */
 static void quarantine_put(ta_sblock_t *b) {
   ta_word_t *t = (ta_word_t *)(b->end - TA_SECURE_TRAILER);
-  t[0] = 0;
-  t[1] = trailer_hash(block_key(b->p) ^ TA_FREED_SALT, 0);
+  t[0] = b->n; /* a purged large block's trailer reads zero by now */
+  t[1] = trailer_hash(block_key(b->p) ^ TA_FREED_SALT, b->n);
   ta_quarantine_t *q = NULL;
   bool reentered = tls_quarantine_busy;
   if (!reentered) {
@@ -376,17 +448,38 @@ static void quarantine_put(ta_sblock_t *b) {
   if (!reentered) tls_quarantine_busy = false;
 }
 
-/* Zero a checked block (a large one's pages given back: they read as zero), then quarantine it. */
+/* Zero a checked block's scrubbed bytes (a large one's: its head below the first whole page and its
+ * last page, or all of it given back above TA_SECURE_LARGE_KEEP), then quarantine it. */
 static void block_release(ta_sblock_t *b) {
   char *trailer = b->end - TA_SECURE_TRAILER;
   if (b->large) {
-    char *pages = large_hidden(b->p);
+    char *pages = large_hidden(b->p), *last = b->end - TA_PAGE;
     memset(b->p, 0, (size_t)(pages - b->p));
-    if (trailer > pages) ta_os_purge(pages, (size_t)(b->end - pages));
+    if (last > pages && (size_t)(b->end - b->p) > TA_SECURE_LARGE_KEEP) {
+      ta_os_purge(pages, (size_t)(b->end - pages)); /* reads as zero again */
+    } else {
+      /* Kept resident: purging made every later use of the mapping fault its pages in again (5x
+       * the default's time on mixed_sizes). The pages are inaccessible while quarantined, and
+       * only the last one is zeroed. */
+      memset(last > pages ? last : pages, 0, (size_t)(trailer - (last > pages ? last : pages)));
+    }
   } else {
-    memset(b->p, 0, (size_t)(trailer - b->p));
+    size_t head, tail;
+    scrub_range((size_t)(b->end - b->p), b->n, &head, &tail);
+    memset(b->p, 0, head);
+    memset(b->p + tail, 0, (size_t)(trailer - b->p) - tail);
   }
   quarantine_put(b);
+}
+
+/* ---- randomised order within a page ---- */
+
+/* From here on the arenas carve blocks in a random order (arenas/page.c): the next malloc of a size
+ * is not the block above the last one. Blocks carved before (start-up allocations of ld.so and libc)
+ * keep address order. */
+__attribute__((constructor)) static void secure_start(void) {
+  ta_init(); /* ta_secret */
+  ta_page_carve_seed = mix64(ta_secret ^ TA_FREED_SALT) | 1;
 }
 
 /* ---- the entry points ---- */
