@@ -302,10 +302,11 @@ void *ta_router_memalign(size_t align, size_t size) { return ta_router_aligned_a
  * allocation underneath sets it, and programs read it), and otherwise left as it was: a bad
  * alignment is refused before anything is tried, and a success must not leak an errno set on the way
  * (a brk refusal the arena got past, say). */
-int ta_router_posix_memalign(void **out, size_t align, size_t size) {
+int ta_posix_memalign_by(void **out, size_t align, size_t size, void *(*alloc)(size_t, size_t, void *),
+                         void *caller) {
   if (!ta_is_pow2(align) || align % sizeof(void *) != 0) return EINVAL;
   int saved = errno;
-  void *p = aligned(align, size, __builtin_return_address(0));
+  void *p = alloc(align, size, caller);
   if (p == NULL) {
     errno = ENOMEM;
     return ENOMEM;
@@ -315,15 +316,23 @@ int ta_router_posix_memalign(void **out, size_t align, size_t size) {
   return 0;
 }
 
+int ta_router_posix_memalign(void **out, size_t align, size_t size) {
+  return ta_posix_memalign_by(out, align, size, aligned, __builtin_return_address(0));
+}
+
 void *ta_router_valloc(size_t size) { return ta_router_aligned_alloc(TA_PAGE, size); }
 
-void *ta_router_pvalloc(size_t size) {
+size_t ta_pvalloc_size(size_t size) {
   if (size > TA_MAX_REQUEST) {
     errno = ENOMEM;
-    return NULL;
+    return 0;
   }
-  size_t rounded = ta_align_up(size ? size : 1, TA_PAGE);
-  return ta_router_aligned_alloc(TA_PAGE, rounded);
+  return ta_align_up(size ? size : 1, TA_PAGE);
+}
+
+void *ta_router_pvalloc(size_t size) {
+  size_t rounded = ta_pvalloc_size(size);
+  return rounded ? ta_router_aligned_alloc(TA_PAGE, rounded) : NULL;
 }
 
 /* free_sized, free_aligned_sized and the sized operator deletes' slow path: the size must be one the

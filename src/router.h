@@ -44,6 +44,14 @@ void ta_router_free_aligned_sized(void *p, size_t align, size_t size);
 void ta_router_free_checked(const char *func, void *p, size_t align, size_t size, bool at_most);
 void *ta_router_aligned_alloc(size_t align, size_t size);
 int ta_router_posix_memalign(void **out, size_t align, size_t size);
+/* posix_memalign's contract around alloc(align, size, caller), for the router and the secure
+ * variant alike: EINVAL for a bad alignment before anything is tried; ENOMEM (also in errno, as
+ * glibc) when alloc fails; on success errno as it was. */
+int ta_posix_memalign_by(void **out, size_t align, size_t size, void *(*alloc)(size_t, size_t, void *),
+                         void *caller);
+/* pvalloc's size: rounded up to whole pages (0 counts as 1), or 0 with errno ENOMEM past the
+ * largest request. */
+size_t ta_pvalloc_size(size_t size);
 void *ta_router_memalign(size_t align, size_t size);
 void *ta_router_valloc(size_t size);
 void *ta_router_pvalloc(size_t size);

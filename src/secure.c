@@ -599,28 +599,20 @@ void *ta_secure_aligned_alloc(size_t align, size_t size) {
 
 void *ta_secure_memalign(size_t align, size_t size) { return ta_secure_aligned_alloc(align, size); }
 
-/* The error is the return value; errno as with the router (src/router.c). */
+static void *aligned_for_memalign(size_t align, size_t size, void *caller) {
+  (void)caller;
+  return ta_secure_aligned_alloc(align, size);
+}
+
 int ta_secure_posix_memalign(void **out, size_t align, size_t size) {
-  if (!ta_is_pow2(align) || align % sizeof(void *) != 0) return EINVAL;
-  int saved = errno;
-  void *p = ta_secure_aligned_alloc(align, size);
-  if (p == NULL) {
-    errno = ENOMEM;
-    return ENOMEM;
-  }
-  errno = saved;
-  *out = p;
-  return 0;
+  return ta_posix_memalign_by(out, align, size, aligned_for_memalign, NULL);
 }
 
 void *ta_secure_valloc(size_t size) { return ta_secure_aligned_alloc(TA_PAGE, size); }
 
 void *ta_secure_pvalloc(size_t size) {
-  if (size > TA_MAX_REQUEST) {
-    errno = ENOMEM;
-    return NULL;
-  }
-  return ta_secure_aligned_alloc(TA_PAGE, ta_align_up(size ? size : 1, TA_PAGE));
+  size_t rounded = ta_pvalloc_size(size);
+  return rounded ? ta_secure_aligned_alloc(TA_PAGE, rounded) : NULL;
 }
 
 size_t ta_secure_usable_size(const void *p) {

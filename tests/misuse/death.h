@@ -52,6 +52,7 @@ typedef enum {
   DEATH_PREFIX,   /* SIGABRT, stderr is exactly one line starting with want, naming the pointer */
   DEATH_CONTAINS, /* SIGABRT, stderr contains want */
   DEATH_NONE,     /* exit status 0 and no tamalloc message on stderr */
+  DEATH_SEGV,     /* SIGSEGV: an access to an inaccessible page (stderr not looked at) */
 } death_mode_t;
 
 static size_t read_all(int fd, char *buf, size_t cap) {
@@ -116,6 +117,9 @@ static int death_run(const char *name, void (*body)(void), death_mode_t mode, co
     ok = WIFEXITED(status) && WEXITSTATUS(status) == 0 && strncmp(err, "tamalloc:", 9) != 0 &&
          strstr(err, "\ntamalloc:") == NULL;
     snprintf(line, sizeof line, "(exit 0, no tamalloc message on stderr)");
+  } else if (mode == DEATH_SEGV) {
+    ok = WIFSIGNALED(status) && WTERMSIG(status) == SIGSEGV;
+    snprintf(line, sizeof line, "(SIGSEGV)");
   } else {
     ok = WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT;
     switch (mode) {
@@ -142,7 +146,7 @@ static int death_run(const char *name, void (*body)(void), death_mode_t mode, co
     return 0;
   }
   printf("FAIL %s\n  child ended with: %s\n  wanted:   %s%s", name, how,
-         mode == DEATH_NONE ? "" : "SIGABRT and stderr ", line);
+         mode == DEATH_NONE || mode == DEATH_SEGV ? "" : "SIGABRT and stderr ", line);
   if (line[strlen(line) - 1] != '\n') printf("\n");
   printf("  stderr was: \"%s\"\n", err);
   return 1;

@@ -27,15 +27,21 @@
 static char text[1 << 22];
 static char path[256];
 
-static size_t dump_read(void) {
-  CHECK(ta_prof_dump(path) == 0);
-  int fd = open(path, O_RDONLY);
+/* The file at `file` into text, with read(2): no allocation. */
+static size_t read_text(const char *file) {
+  int fd = open(file, O_RDONLY);
   CHECK(fd >= 0);
   size_t n = 0;
   ssize_t r;
   while ((r = read(fd, text + n, sizeof text - 1 - n)) > 0) n += (size_t)r;
   close(fd);
   text[n] = '\0';
+  return n;
+}
+
+static size_t dump_read(void) {
+  CHECK(ta_prof_dump(path) == 0);
+  size_t n = read_text(path);
   CHECK(strstr(text, "\nMAPPED_LIBRARIES:\n") != NULL);
   return n;
 }
@@ -207,13 +213,7 @@ static void threads(void) {
 /* Bytes of anonymous mappings other than [heap]: where the profiler's tables and sampled blocks
  * would be (the brk heap holds the main thread's small blocks). */
 static size_t anon_bytes(void) {
-  int fd = open("/proc/self/maps", O_RDONLY);
-  CHECK(fd >= 0);
-  size_t n = 0;
-  ssize_t r;
-  while ((r = read(fd, text + n, sizeof text - 1 - n)) > 0) n += (size_t)r;
-  close(fd);
-  text[n] = '\0';
+  read_text("/proc/self/maps");
   size_t sum = 0;
   for (char *line = text; *line; line = strchr(line, '\n') + 1) {
     unsigned long lo, hi, inode;
