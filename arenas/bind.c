@@ -4,9 +4,25 @@
  * without their exit hook, the shared arena of threads beyond TAMALLOC_ARENA_MAX, the borrowing by
  * threads past their exit hook, and the fork child's view of all of it.
  *
- * Locks (order in src/init.c): shared_lock, then ta_pool_lock (the pool and the list of all
- * arenas). */
+ * Probation. A new thread that finds the pool empty while TA_PROBATION_BOUND arenas per CPU are
+ * already bound does not own an arena at once: its first TA_PROBATION_MALLOCS allocations come from
+ * one of a few shared arenas (one per CPU, at most TA_SHARED_MAX, chosen by thread id), under that
+ * arena's lock, and its frees of those blocks are remote frees. Only a thread that keeps allocating
+ * binds an arena of its own. Why (measured on
+ * thread_waves: waves of 50 threads alive at once, each allocating ~1.3 MB of 300 blocks, freeing
+ * them and waiting at a barrier): with an arena per thread a finished thread's free pages sit in an
+ * arena nobody else can use until it exits, so a wave makes 50 threads' worth resident and faults it
+ * all in again the next wave; threads sharing an arena reuse each other's freed blocks inside the
+ * wave, as under glibc's shared arenas. A thread that stays gets the fast path after a few hundred
+ * slow ones. Below the bound, or with an arena in the pool, a new thread binds at once: a loop of
+ * a few short threads at a time adopts warm pooled arenas, and the locked path cost it 10-14% CPU
+ * (thread_churn, thread_leak, `benchmarks/ab-preload.py`). When the last probation thread of a shared arena exits, the arena keeps at most
+ * TA_POOL_KEEP of free pages and releases the rest, as an exiting owner does.
+ *
+ * Locks (order in src/init.c): shared_lock[0..TA_SHARED_MAX-1] in index order, then ta_pool_lock
+ * (the pool and the list of all arenas). */
 #include <errno.h>
+#include <sched.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -22,13 +38,21 @@ ta_arena_t ta_arena_empty = {.current = {[0 ... TA_CLASSES - 1] = &ta_page_empty
 __thread ta_tls_t ta_tls __attribute__((tls_model("initial-exec"))) = {.arena = &ta_arena_empty, .small_max = TA_SMALL_TABLE_MAX};
 /* Set once this thread's exit hook ran: later allocations (from other TLS destructors) borrow. */
 static __thread bool tls_exiting __attribute__((tls_model("initial-exec")));
-/* Set once this thread found the arena cap reached: it allocates from the shared arena. */
+/* Set once this thread found the arena cap reached: it allocates from a shared arena for good. */
 static __thread bool tls_shared __attribute__((tls_model("initial-exec")));
+/* Probation (above): allocations left before the thread binds an arena of its own; set once. */
+static __thread uint32_t tls_probation __attribute__((tls_model("initial-exec")));
+static __thread bool tls_probed __attribute__((tls_model("initial-exec")));
+/* The shared arena this thread uses, shared_index() + 1; 0 until chosen. */
+static __thread uint8_t tls_share_slot __attribute__((tls_model("initial-exec")));
 
 ta_lock_t ta_pool_lock = TA_LOCK_INIT;
 static ta_arena_t *pool;         /* ta_ta_pool_lock: abandoned arenas, most recent first */
 _Atomic size_t ta_arena_adoptions; /* arenas taken over from the pool */
 static _Atomic size_t pool_kept; /* bytes the pooled arenas were let keep at exit (sum of pool_kept) */
+/* Arenas in the pool, and arenas bound to threads that have not exited (written under
+ * ta_pool_lock, read without it by probation_start: a stale count only decides one thread's start). */
+static _Atomic uint32_t pool_size, bound_live;
 
 static __thread int tls_tid __attribute__((tls_model("initial-exec"))); /* 0 until asked */
 static int self_tid(void) {
@@ -36,18 +60,27 @@ static int self_tid(void) {
   return tls_tid;
 }
 
-/* The arena threads beyond TAMALLOC_ARENA_MAX share: used only with shared_lock held, by a thread
- * that points its TLS at it for the duration, so the ordinary paths apply unchanged. */
-static ta_lock_t shared_lock = TA_LOCK_INIT;
-static ta_arena_t *shared_arena; /* shared_lock */
+/* The arenas that probation threads and threads beyond TAMALLOC_ARENA_MAX share: each used only
+ * with its shared_lock held, by a thread that points its TLS at it for the duration, so the
+ * ordinary paths apply unchanged. */
+#define TA_SHARED_MAX 8
+#define TA_PROBATION_MALLOCS 512
+#define TA_PROBATION_BOUND 4
+static ta_lock_t shared_lock[TA_SHARED_MAX] = {[0 ... TA_SHARED_MAX - 1] = TA_LOCK_INIT};
+static ta_arena_t *shared_arena[TA_SHARED_MAX]; /* shared_lock[i] */
+/* Probation threads using each shared arena (relaxed: only the transition to 0 acts, and what it
+ * does is taken under shared_lock[i], which orders it against the arena's other users). */
+static _Atomic uint32_t shared_users[TA_SHARED_MAX];
+/* How many shared arenas are in use: fixed by the first thread that needs one (shared_index). */
+static _Atomic uint32_t shared_count;
 static ta_arena_t *reclaim_cursor; /* ta_pool_lock: see arena_reclaim */
 /* For fork: this file's locks, the bump allocator's (arena.c) and every arena's seg_lock, in the
  * documented order. */
-static bool shared_taken, pool_taken; /* fork_lock (src/init.c) */
+static bool shared_taken[TA_SHARED_MAX], pool_taken; /* fork_lock (src/init.c) */
 
 void ta_arena_fork(ta_fork_phase_t phase) {
   if (phase == TA_FORK_PREPARE) {
-    ta_fork_one(&shared_lock, &shared_taken, phase);
+    for (unsigned i = 0; i < TA_SHARED_MAX; i++) ta_fork_one(&shared_lock[i], &shared_taken[i], phase);
     ta_fork_one(&ta_pool_lock, &pool_taken, phase);
     ta_arena_meta_fork(phase);
     for (ta_arena_t *a = ta_all_arenas; a != NULL; a = a->all_next) ta_fork_one(&a->seg_lock, &a->fork_taken, phase);
@@ -56,7 +89,13 @@ void ta_arena_fork(ta_fork_phase_t phase) {
   for (ta_arena_t *a = ta_all_arenas; a != NULL; a = a->all_next) ta_fork_one(&a->seg_lock, &a->fork_taken, phase);
   ta_arena_meta_fork(phase);
   ta_fork_one(&ta_pool_lock, &pool_taken, phase);
-  ta_fork_one(&shared_lock, &shared_taken, phase);
+  for (unsigned i = TA_SHARED_MAX; i-- > 0;) ta_fork_one(&shared_lock[i], &shared_taken[i], phase);
+}
+
+static bool is_shared(const ta_arena_t *a) {
+  for (unsigned i = 0; i < TA_SHARED_MAX; i++)
+    if (shared_arena[i] == a) return true;
+  return false;
 }
 
 /* In the child only the forking thread exists, with a new id. The arenas of the other threads were
@@ -69,7 +108,8 @@ void ta_arena_fork(ta_fork_phase_t phase) {
  * (statistics and trim passes leave it alone). All arenas ever made stay on the list of all arenas,
  * whose links are written before an arena is published and never change. */
 void ta_arena_fork_child(ta_fork_phase_t phase, bool keep_arena) {
-  bool shared_whole = ta_fork_one(&shared_lock, &shared_taken, phase);
+  bool shared_whole[TA_SHARED_MAX];
+  for (unsigned i = 0; i < TA_SHARED_MAX; i++) shared_whole[i] = ta_fork_one(&shared_lock[i], &shared_taken[i], phase);
   bool pool_whole = ta_fork_one(&ta_pool_lock, &pool_taken, phase);
   ta_arena_meta_fork(phase); /* drops a bump chunk that may be torn */
   tls_tid = 0;
@@ -90,21 +130,31 @@ void ta_arena_fork_child(ta_fork_phase_t phase, bool keep_arena) {
     else
       link = &(*link)->pool_next;
   }
-  if (!shared_whole || (shared_arena != NULL && shared_arena->tainted)) shared_arena = NULL;
+  for (unsigned i = 0; i < TA_SHARED_MAX; i++) {
+    if (!shared_whole[i] || (shared_arena[i] != NULL && shared_arena[i]->tainted)) shared_arena[i] = NULL;
+    /* The forking thread is the only probation thread left, if it is one. */
+    atomic_store_explicit(&shared_users[i], tls_probation > 0 && tls_share_slot == i + 1, memory_order_relaxed);
+  }
   for (ta_arena_t *a = ta_all_arenas; a != NULL; a = a->all_next) {
     bool in_pool = false;
     for (ta_arena_t *p = pool; p != NULL && !in_pool; p = p->pool_next) in_pool = p == a;
     if (a == own && !a->tainted && keep_arena && a->state == TA_ARENA_BOUND)
       a->owner_tid = self_tid();
     else if (a->state == TA_ARENA_BOUND || (a->state == TA_ARENA_POOLED && !in_pool) ||
-             (a->state == TA_ARENA_SHARED && a != shared_arena))
+             (a->state == TA_ARENA_SHARED && !is_shared(a)))
       __atomic_store_n(&a->state, TA_ARENA_ORPHANED, __ATOMIC_RELAXED);
   }
   reclaim_cursor = NULL;
   /* The pool's keep budget, recounted from the arenas the child's pool still holds. */
   size_t kept = 0;
-  for (ta_arena_t *p = pool; p != NULL; p = p->pool_next) kept += p->pool_kept;
+  uint32_t pooled = 0;
+  for (ta_arena_t *p = pool; p != NULL; p = p->pool_next) {
+    kept += p->pool_kept;
+    pooled++;
+  }
   atomic_store_explicit(&pool_kept, kept, memory_order_relaxed);
+  atomic_store_explicit(&pool_size, pooled, memory_order_relaxed);
+  atomic_store_explicit(&bound_live, own != &ta_arena_empty && own->state == TA_ARENA_BOUND, memory_order_relaxed);
   if (own != &ta_arena_empty && own->state == TA_ARENA_ORPHANED) {
     ta_tls_arena = &ta_arena_empty;
     pthread_setspecific(ta_thread_key, NULL);
@@ -169,6 +219,8 @@ static ta_arena_t *arena_acquire(bool *out_of_memory) {
     __atomic_store_n(&arena->state, TA_ARENA_BOUND, __ATOMIC_RELAXED);
     arena->owner_tid = self_tid();
     atomic_fetch_add_explicit(&ta_arena_adoptions, 1, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&pool_size, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&bound_live, 1, memory_order_relaxed);
   }
   ta_unlock(&ta_pool_lock);
   if (arena != NULL) return arena;
@@ -179,7 +231,10 @@ static ta_arena_t *arena_acquire(bool *out_of_memory) {
   if (cap == 0 || ta_arena_count() + 1 < cap) {
     arena = ta_arena_new(TA_ARENA_BOUND);
     *out_of_memory = arena == NULL;
-    if (arena != NULL) arena->owner_tid = self_tid();
+    if (arena != NULL) {
+      arena->owner_tid = self_tid();
+      atomic_fetch_add_explicit(&bound_live, 1, memory_order_relaxed);
+    }
   }
   ta_unlock(&ta_pool_lock);
   return arena;
@@ -191,30 +246,65 @@ static void arena_release(ta_arena_t *arena) {
   arena->owner_tid = 0;
   arena->pool_next = pool;
   pool = arena;
+  atomic_fetch_add_explicit(&pool_size, 1, memory_order_relaxed);
+  atomic_fetch_sub_explicit(&bound_live, 1, memory_order_relaxed);
   ta_unlock(&ta_pool_lock);
 }
 
-static ta_arena_t *shared_get(void) {
-  if (shared_arena == NULL) {
+/* This thread's shared arena: by thread id among one per CPU the process may run on (at most
+ * TA_SHARED_MAX; one when TAMALLOC_ARENA_MAX caps the arenas, which counts them). */
+static unsigned shared_index(void) {
+  if (tls_share_slot == 0) {
+    uint32_t n = atomic_load_explicit(&shared_count, memory_order_relaxed);
+    if (n == 0) {
+      cpu_set_t cpus;
+      n = 1;
+      if (atomic_load_explicit(&ta_config.arena_max, memory_order_relaxed) == 0 &&
+          sched_getaffinity(0, sizeof cpus, &cpus) == 0)
+        n = (uint32_t)CPU_COUNT(&cpus);
+      if (n > TA_SHARED_MAX) n = TA_SHARED_MAX;
+      if (n == 0) n = 1;
+      uint32_t expect = 0;
+      if (!atomic_compare_exchange_strong_explicit(&shared_count, &expect, n, memory_order_relaxed, memory_order_relaxed))
+        n = expect;
+    }
+    tls_share_slot = (uint8_t)((unsigned)self_tid() % n + 1);
+  }
+  return tls_share_slot - 1u;
+}
+
+/* shared_lock[i] held. */
+static ta_arena_t *shared_get(unsigned i) {
+  if (shared_arena[i] == NULL) {
     ta_lock(&ta_pool_lock);
-    shared_arena = ta_arena_new(TA_ARENA_SHARED);
+    /* Atomic for ta_arena_visit, which looks for an arena's slot without the lock. */
+    __atomic_store_n(&shared_arena[i], ta_arena_new(TA_ARENA_SHARED), __ATOMIC_RELAXED);
     ta_unlock(&ta_pool_lock);
   }
-  return shared_arena;
+  return shared_arena[i];
 }
 
 void ta_arena_with_shared(void (*fn)(ta_arena_t *arena, void *ctx), void *ctx) {
-  ta_lock(&shared_lock);
-  if (shared_arena != NULL) fn(shared_arena, ctx);
-  ta_unlock(&shared_lock);
+  for (unsigned i = 0; i < TA_SHARED_MAX; i++) {
+    ta_lock(&shared_lock[i]);
+    if (shared_arena[i] != NULL) fn(shared_arena[i], ctx);
+    ta_unlock(&shared_lock[i]);
+  }
 }
 
 void ta_arena_visit(ta_arena_t *arena, void (*fn)(ta_arena_t *arena, bool owner, void *ctx), void *ctx) {
   uint8_t state = __atomic_load_n(&arena->state, __ATOMIC_RELAXED);
   if (state == TA_ARENA_SHARED) {
-    ta_lock(&shared_lock);
-    fn(arena, arena == shared_arena, ctx);
-    ta_unlock(&shared_lock);
+    /* A shared arena's slot never changes once set; the profiler's arena is in no slot. */
+    unsigned i = 0;
+    while (i < TA_SHARED_MAX && __atomic_load_n(&shared_arena[i], __ATOMIC_RELAXED) != arena) i++;
+    if (i == TA_SHARED_MAX) {
+      fn(arena, false, ctx);
+      return;
+    }
+    ta_lock(&shared_lock[i]);
+    fn(arena, true, ctx);
+    ta_unlock(&shared_lock[i]);
   } else if (state == TA_ARENA_POOLED) {
     ta_lock(&ta_pool_lock);
     fn(arena, arena->state == TA_ARENA_POOLED, ctx); /* not adopted meanwhile */
@@ -238,10 +328,38 @@ void ta_arena_foreach_pooled(void (*fn)(ta_arena_t *arena, void *ctx), void *ctx
  * the segment the last one unmapped); the shared budget keeps one thread's worth warm. */
 #define TA_POOL_KEEP ((size_t)4 << 20)
 
+/* The last probation thread of shared arena i exited: as an exiting owner would, the arena gives
+ * its empty pages back to their segments and keeps at most its share of TA_POOL_KEEP of free pages
+ * for the next threads. A thread that started meanwhile only finds fewer pages warm. */
+static void shared_idle(unsigned i) {
+  ta_lock(&shared_lock[i]);
+  ta_arena_t *arena = shared_arena[i];
+  if (arena != NULL && atomic_load_explicit(&shared_users[i], memory_order_relaxed) == 0) {
+    ta_arena_collect(arena, false);
+    size_t keep = TA_POOL_KEEP / atomic_load_explicit(&shared_count, memory_order_relaxed);
+    size_t mine = atomic_load_explicit(&arena->dirty_units, memory_order_relaxed) * TA_UNIT_SIZE;
+    if (mine > keep) ta_seg_trim(arena, ta_trim_clock(), false, 0, mine - keep);
+  }
+  ta_unlock(&shared_lock[i]);
+}
+
+/* A probation thread leaves its shared arena (it binds one of its own, or exits). */
+static void probation_end(void) {
+  tls_probation = 0;
+  unsigned i = tls_share_slot - 1u;
+  if (atomic_fetch_sub_explicit(&shared_users[i], 1, memory_order_relaxed) == 1 && tls_exiting) shared_idle(i);
+}
+
 void ta_arena_thread_exit(void *value) {
   ta_arena_t *arena = value;
   ta_tls_arena = &ta_arena_empty;
   tls_exiting = true;
+  if ((void *)value >= (void *)shared_users && (void *)value < (void *)(shared_users + TA_SHARED_MAX)) {
+    /* A probation thread (ta_bind_malloc's marker): later allocations use its shared arena. */
+    tls_shared = true;
+    if (tls_probation > 0) probation_end();
+    return;
+  }
   if (arena == NULL || arena == &ta_arena_empty) return;
   ta_arena_collect(arena, false);
   size_t mine = atomic_load_explicit(&arena->dirty_units, memory_order_relaxed) * TA_UNIT_SIZE;
@@ -256,25 +374,29 @@ void ta_arena_thread_exit(void *value) {
   arena_release(arena);
 }
 
-/* One allocation from an arena this thread does not own: the shared arena, or one borrowed from the
+/* One allocation from this thread's shared arena, under its lock. */
+static void *malloc_shared(size_t cls) {
+  unsigned i = shared_index();
+  ta_lock(&shared_lock[i]);
+  ta_arena_t *shared = shared_get(i);
+  void *p = NULL;
+  if (shared != NULL) {
+    ta_tls_arena = shared;
+    p = ta_arena_alloc(shared, cls);
+    ta_tls_arena = &ta_arena_empty;
+  }
+  ta_unlock(&shared_lock[i]);
+  return p;
+}
+
+/* One allocation from an arena this thread does not own: its shared arena, or one borrowed from the
  * pool by an exiting thread (which must not bind one again, or the arena would stay bound to a dead
  * thread). Either way the thread's TLS points at the arena only while it allocates. */
 static TA_NOINLINE void *malloc_unbound(size_t cls) {
   bool oom = false;
   ta_arena_t *arena = tls_shared ? NULL : arena_acquire(&oom);
   if (oom) return NULL;
-  if (arena == NULL) {
-    ta_lock(&shared_lock);
-    ta_arena_t *shared = shared_get();
-    void *p = NULL;
-    if (shared != NULL) {
-      ta_tls_arena = shared;
-      p = ta_arena_alloc(shared, cls);
-      ta_tls_arena = &ta_arena_empty;
-    }
-    ta_unlock(&shared_lock);
-    return p;
-  }
+  if (arena == NULL) return malloc_shared(cls);
   ta_tls_arena = arena;
   void *p = ta_arena_alloc(arena, cls);
   ta_tls_arena = &ta_arena_empty;
@@ -282,14 +404,43 @@ static TA_NOINLINE void *malloc_unbound(size_t cls) {
   return p;
 }
 
-/* The malloc slow path of a thread with no arena bound: bind one (adopted, reclaimed or new), or
- * borrow one for this allocation (an exiting thread; a thread over the arena cap shares). */
+/* Whether this thread starts on probation (see the top): not the process's first thread, which
+ * owns the brk heap's arena, nor while the pool has an arena or few are bound. */
+static bool probation_start(void) {
+  tls_probed = true;
+  if (ta_arena_count() == 0 || self_tid() == getpid()) return false;
+  if (atomic_load_explicit(&pool_size, memory_order_relaxed) != 0) return false;
+  uint32_t cpus = atomic_load_explicit(&shared_count, memory_order_relaxed);
+  if (cpus == 0) {
+    shared_index();
+    cpus = atomic_load_explicit(&shared_count, memory_order_relaxed);
+  }
+  if (atomic_load_explicit(&bound_live, memory_order_relaxed) < TA_PROBATION_BOUND * cpus) return false;
+  unsigned i = shared_index();
+  atomic_fetch_add_explicit(&shared_users[i], 1, memory_order_relaxed);
+  tls_probation = TA_PROBATION_MALLOCS;
+  /* The marker makes the exit hook run; an allocation it makes finds tls_probation set. */
+  pthread_setspecific(ta_thread_key, (void *)&shared_users[i]);
+  return true;
+}
+
+/* The malloc slow path of a thread with no arena bound: on probation, from its shared arena; else
+ * bind one (adopted, reclaimed or new), or borrow one for this allocation (an exiting thread; a
+ * thread over the arena cap shares). */
 void *ta_bind_malloc(size_t cls) {
+  void *p;
   if (tls_exiting || tls_shared) {
-    void *p = malloc_unbound(cls);
+    p = malloc_unbound(cls);
     if (p == NULL) errno = ENOMEM;
     return p;
   }
+  if (tls_probation > 1 || (!tls_probed && probation_start())) {
+    tls_probation--;
+    p = malloc_shared(cls);
+    if (p == NULL) errno = ENOMEM;
+    return p;
+  }
+  if (tls_probation == 1) probation_end(); /* this allocation binds */
   bool oom;
   ta_arena_t *arena = arena_acquire(&oom);
   if (arena == NULL) {
@@ -299,7 +450,7 @@ void *ta_bind_malloc(size_t cls) {
     }
     /* Over the arena cap: this thread shares from now on. */
     tls_shared = true;
-    void *p = malloc_unbound(cls);
+    p = malloc_unbound(cls);
     if (p == NULL) errno = ENOMEM;
     return p;
   }

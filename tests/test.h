@@ -61,4 +61,20 @@ static inline uint64_t test_seed(uint64_t dflt) {
   return v;
 }
 
+/* Runs the process (threads started later too) on one of the CPUs it may use, so that what tamalloc
+ * sizes by the CPU count (the shared arenas of arenas/bind.c) is the same on every machine. Call it
+ * before the first allocation. Needs _GNU_SOURCE and <sched.h>. */
+#ifdef CPU_SET
+static inline void test_pin_one_cpu(void) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CHECK(sched_getaffinity(0, sizeof set, &set) == 0);
+  int cpu = 0;
+  while (!CPU_ISSET(cpu, &set)) cpu++;
+  CPU_ZERO(&set);
+  CPU_SET(cpu, &set);
+  CHECK(sched_setaffinity(0, sizeof set, &set) == 0);
+}
+#endif
+
 #endif

@@ -2,13 +2,15 @@
  * able to allocate and free, including blocks allocated before the fork by any thread; fork from a
  * signal handler that interrupted malloc (or the statistics) must not deadlock, and the child of such
  * a fork can allocate, with or without the background thread; fork while other threads flush and
- * read stdio streams must not deadlock; and a thread's first allocation binds exactly one arena.
- * Usage: fork_test threads|inherit|signal|signal_alloc|signal_stats|stdio|bind.
+ * read stdio streams must not deadlock; a thread's first allocation binds exactly one arena; and a
+ * fork from a thread that allocates from a shared arena leaves the child able to allocate.
+ * Usage: fork_test threads|inherit|signal|signal_alloc|signal_stats|stdio|bind|probation.
  * Every child has an alarm, and the cases that can deadlock run under a watchdog, so a deadlock ends
  * the test with a message instead of a meson timeout. Work is bounded by counts (forks made); the
  * watchdog's limit is only a backstop, far above what a slow machine needs. */
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -660,6 +662,75 @@ static int bind_program(long unused) {
 
 static void case_bind(void) { run_watched(bind_program, 0, 60, "one arena per thread"); }
 
+/* ---- probation: fork from a thread that allocates from a shared arena ---- */
+
+/* On one CPU, four threads bind arenas and stay; the threads started after them allocate from a
+ * shared arena (probation, arenas/bind.c) under its lock. Three of them churn; each forks 20 times,
+ * and each child churns 2000 steps (past its probation: it binds an arena) and frees the blocks its
+ * thread allocated before the fork. The arenas made show the churners shared one. */
+enum { P_HOLDERS = 4, P_CHURNERS = 3, P_SLOTS = 64 };
+static pthread_barrier_t p_hold;
+
+static void *p_holder(void *arg) {
+  (void)arg;
+  void *p = TN(malloc)(100);
+  CHECK(p != NULL);
+  int rc = pthread_barrier_wait(&p_hold);
+  CHECK(rc == 0 || rc == PTHREAD_BARRIER_SERIAL_THREAD);
+  TN(free)(p);
+  return NULL;
+}
+
+static void *p_churner(void *arg) {
+  test_rng_t r = {base_seed ^ (uint64_t)(uintptr_t)arg};
+  unsigned char *b[P_SLOTS] = {0};
+  size_t n[P_SLOTS];
+  for (int f = 0; f < 20; f++) {
+    for (int i = 0; i < 10; i++) CHECK(churn_step(&r, b, n, P_SLOTS, "probation thread") == 0);
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+      alarm(60);
+      int bad = 0;
+      test_rng_t cr = {r.s ^ 77};
+      unsigned char *cb[P_SLOTS] = {0};
+      size_t cn[P_SLOTS];
+      for (int i = 0; i < 2000 && !bad; i++) bad = churn_step(&cr, cb, cn, P_SLOTS, "child");
+      for (int k = 0; k < P_SLOTS; k++) {
+        TN(free)(cb[k]);
+        TN(free)(b[k]);
+      }
+      _exit(bad);
+    }
+    expect_child_ok(pid, "child of a probation thread");
+  }
+  for (int k = 0; k < P_SLOTS; k++) TN(free)(b[k]);
+  return NULL;
+}
+
+static int probation_program(long unused) {
+  (void)unused;
+  test_pin_one_cpu();
+  TN(free)(TN(malloc)(1));
+  ta_stats_t st;
+  stats_get(&st);
+  size_t before = st.arenas;
+  CHECK(pthread_barrier_init(&p_hold, NULL, P_HOLDERS + 1) == 0);
+  pthread_t h[P_HOLDERS], c[P_CHURNERS];
+  for (int i = 0; i < P_HOLDERS; i++) CHECK(pthread_create(&h[i], NULL, p_holder, NULL) == 0);
+  for (uintptr_t i = 0; i < P_CHURNERS; i++) CHECK(pthread_create(&c[i], NULL, p_churner, (void *)i) == 0);
+  for (int i = 0; i < P_CHURNERS; i++) CHECK(pthread_join(c[i], NULL) == 0);
+  stats_get(&st);
+  int rc = pthread_barrier_wait(&p_hold);
+  CHECK(rc == 0 || rc == PTHREAD_BARRIER_SERIAL_THREAD);
+  for (int i = 0; i < P_HOLDERS; i++) CHECK(pthread_join(h[i], NULL) == 0);
+  printf("arenas made by %d holders and %d churners: %zu\n", P_HOLDERS, P_CHURNERS, st.arenas - before);
+  CHECK_MSG(st.arenas - before <= P_HOLDERS + 1, "%zu arenas: the churners did not share", st.arenas - before);
+  return 0;
+}
+
+static void case_probation(void) { run_watched(probation_program, 0, 120, "fork on probation"); }
+
 int main(int argc, char **argv) {
   setvbuf(stdout, NULL, _IOLBF, 0);
   if (argc == 2 && strcmp(argv[1], "threads") == 0)
@@ -676,8 +747,10 @@ int main(int argc, char **argv) {
     case_stdio();
   else if (argc == 2 && strcmp(argv[1], "bind") == 0)
     case_bind();
+  else if (argc == 2 && strcmp(argv[1], "probation") == 0)
+    case_probation();
   else {
-    fprintf(stderr, "usage: %s threads|inherit|signal|signal_alloc|signal_stats|stdio|bind\n", argv[0]);
+    fprintf(stderr, "usage: %s threads|inherit|signal|signal_alloc|signal_stats|stdio|bind|probation\n", argv[0]);
     return 2;
   }
   return 0;
