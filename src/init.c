@@ -9,9 +9,11 @@
  *                                     that arena's owner (so every lock below may follow it),
  *                                     maps table memory and writes profiles with raw system
  *                                     calls, and never unwinds a stack nor calls dladdr
- *      shared_lock (arenas/bind.c)    the arena shared by threads beyond TAMALLOC_ARENA_MAX; its
- *                                     holder allocates, so every lock below may follow it; a
- *                                     thread holds at most one of prof_lock and shared_lock
+ *      shared_lock[i] (arenas/bind.c) the shared arenas (of threads on probation and beyond
+ *                                     TAMALLOC_ARENA_MAX); their holder allocates, so every lock
+ *                                     below may follow; a thread holds at most one of prof_lock
+ *                                     and the shared_lock[i], except the fork handler, which takes
+ *                                     every shared_lock[i] in index order
  *   2. ta_pool_lock (arenas/bind.c)   the arena pool and the list of all arenas (arenas/arena.c)
  *   3. meta_lock   (arenas/arena.c)   the bump allocator for arena structs (mmap under it)
  *   4. seg_lock    (one per arena)    an arena's segment list and unit masks; a thread holds at
