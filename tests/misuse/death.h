@@ -90,7 +90,7 @@ static int death_run(const char *name, void (*body)(void), death_mode_t mode, co
   if (pid == 0) {
     struct rlimit no_core = {0, 0};
     setrlimit(RLIMIT_CORE, &no_core); /* an expected abort should not leave a core file behind */
-    alarm(30);                        /* a hang ends as SIGALRM, which the parent reports */
+    alarm(150); /* a hang ends as SIGALRM, which the parent reports (generous: ASan on a busy machine) */
     close(err_pipe[0]);
     close(rep_pipe[0]);
     dup2(err_pipe[1], STDERR_FILENO);
