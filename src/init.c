@@ -73,7 +73,17 @@
 #include "src/sched.h"
 #include "src/secret.h"
 
+/* 0 not started, 2 done, or pid << 2 | 1 while a thread of process pid runs the initialisation.
+ * The pid is there for fork: a child forked while another thread was initialising inherits a
+ * state whose initialiser does not exist in it, and its first caller takes the initialisation over
+ * (a thread of the initialiser's own process waits instead). init_done says which steps that must
+ * run once per process tree had completed, so the taker-over neither changes the secret that
+ * blocks may already be encoded with nor registers the key or the fork handlers twice; the other
+ * steps only read the environment and are run again. Written by the initialiser alone, read by a
+ * child after fork (the fork copies them as they were): relaxed is enough. */
 _Atomic int ta_init_state;
+enum { INIT_SECRET = 1, INIT_KEY = 2, INIT_ATFORK = 4 };
+static _Atomic int init_done;
 __thread unsigned ta_tls_depth __attribute__((tls_model("initial-exec")));
 static __thread bool tls_initialising __attribute__((tls_model("initial-exec")));
 
@@ -136,24 +146,43 @@ static void fork_child(void) {
   ta_prof_fork(phase);
   ta_sched_fork_child();
   ta_tls_depth = 0;
+  /* These handlers ran, so they are registered, even if the fork fell between pthread_atfork's
+   * return and the initialiser's note of it: a child taking the initialisation over must not
+   * register them a second time (fork_prepare would then wait for its own fork_lock). */
+  atomic_fetch_or_explicit(&init_done, INIT_ATFORK, memory_order_relaxed);
 }
 
+static void init_step(int step, void (*run)(void)) {
+  if (atomic_load_explicit(&init_done, memory_order_relaxed) & step) return;
+  run();
+  atomic_fetch_or_explicit(&init_done, step, memory_order_relaxed);
+}
+
+static void init_atfork(void) { pthread_atfork(fork_prepare, fork_parent, fork_child); }
+
 void ta_init_slow(void) {
-  int expect = 0;
-  if (atomic_compare_exchange_strong_explicit(&ta_init_state, &expect, 1, memory_order_acq_rel,
-                                              memory_order_acquire)) {
-    tls_initialising = true;
-    ta_secret_init();
-    ta_os_check_layout();
-    ta_config_init();
-    ta_arena_key_create();
-    /* pthread_atfork may allocate: by now the secret and the key exist, and tls_initialising lets
-     * that allocation through. */
-    pthread_atfork(fork_prepare, fork_parent, fork_child);
-    tls_initialising = false;
-    atomic_store_explicit(&ta_init_state, 2, memory_order_release);
-    return;
+  if (tls_initialising) return; /* this thread is the initialiser: pthread_atfork allocates */
+  int mine = (int)getpid() << 2 | 1;
+  for (;;) {
+    int state = atomic_load_explicit(&ta_init_state, memory_order_acquire);
+    if (state == 2) return;
+    if (state == mine) { /* another thread of this process is initialising */
+      sched_yield();
+      continue;
+    }
+    /* Not started, or started by a process this one was forked from. */
+    if (atomic_compare_exchange_weak_explicit(&ta_init_state, &state, mine, memory_order_acq_rel,
+                                              memory_order_acquire))
+      break;
   }
-  if (tls_initialising) return;
-  while (atomic_load_explicit(&ta_init_state, memory_order_acquire) != 2) sched_yield();
+  tls_initialising = true;
+  init_step(INIT_SECRET, ta_secret_init);
+  ta_os_check_layout();
+  ta_config_init();
+  init_step(INIT_KEY, ta_arena_key_create);
+  /* pthread_atfork may allocate: by now the secret and the key exist, and tls_initialising lets
+   * that allocation through. */
+  init_step(INIT_ATFORK, init_atfork);
+  tls_initialising = false;
+  atomic_store_explicit(&ta_init_state, 2, memory_order_release);
 }

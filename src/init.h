@@ -9,7 +9,7 @@
 
 #pragma GCC visibility push(hidden)
 
-extern _Atomic int ta_init_state; /* 0 not started, 1 running, 2 done */
+extern _Atomic int ta_init_state; /* 2 once done (src/init.c) */
 
 void ta_init_slow(void);
 TA_INLINE void ta_init(void) {
