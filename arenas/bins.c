@@ -93,7 +93,7 @@ ta_page_t *ta_bin_find_page(ta_arena_t *arena, unsigned cls) {
     page = next;
   }
   unsigned units = ta_page_units_for(cls);
-  page = ta_seg_span_alloc(arena, units);
+  page = ta_seg_span_alloc(arena, units, cls);
   if (page == NULL) return NULL;
   ta_page_init(page, arena, cls, units);
   ta_bin_push(arena, page);

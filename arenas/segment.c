@@ -43,13 +43,13 @@ static _Atomic size_t seg_peak;     /* most segments mapped at once */
 /* seg_lock held: units of seg became dirty, or stopped being dirty. The arena's own count too. */
 static void dirty_add(ta_segment_t *seg, uint64_t units) {
   if (units == 0) return;
-  size_t n = (size_t)__builtin_popcountll(units);
+  size_t n = ta_units_count(units);
   atomic_fetch_add_explicit(&dirty_units_all, n, memory_order_relaxed);
   atomic_fetch_add_explicit(&seg->arena->dirty_units, n, memory_order_relaxed);
 }
 static void dirty_sub(ta_segment_t *seg, uint64_t units) {
   if (units == 0) return;
-  size_t n = (size_t)__builtin_popcountll(units);
+  size_t n = ta_units_count(units);
   atomic_fetch_sub_explicit(&dirty_units_all, n, memory_order_relaxed);
   atomic_fetch_sub_explicit(&seg->arena->dirty_units, n, memory_order_relaxed);
 }
@@ -318,13 +318,32 @@ static uint64_t run_starts(uint64_t mask, unsigned n) {
   return mask;
 }
 
+/* seg_lock held: where a span of `units` units for class cls starts, given the runs of free units
+ * that could hold it (`starts`, not 0). Where a retired span of the same class began, if its units
+ * are still dirty: the new span's blocks fall where the old one's were, on pages that are resident
+ * already (a thread churning one class otherwise took the lowest free units, often another class's,
+ * touched pages of them that class never had, and left its own dirty units waiting for the decay).
+ * Else the lowest run. warm_heads is a hint, checked here: a unit names itself in unit_span only as
+ * the head of the span it last belonged to, whose descriptor, retired, still says its block size. */
+static unsigned span_head(ta_segment_t *seg, uint64_t starts, unsigned units, unsigned cls) {
+  uint64_t warm = seg->warm_heads[cls] & starts & seg->dirty_units;
+  if (warm != 0 && units > 1) warm &= run_starts(seg->dirty_units, units);
+  for (; warm; warm &= warm - 1) {
+    unsigned u = (unsigned)__builtin_ctzll(warm);
+    if (seg->unit_span[u] == u * sizeof(ta_page_t) && seg->pages[u].retired_size == ta_class_size(cls)) return u;
+    seg->warm_heads[cls] &= ~((uint64_t)1 << u); /* stale: the units went to another span meanwhile */
+  }
+  return (unsigned)__builtin_ctzll(starts);
+}
+
 /* seg_lock held. */
-static ta_page_t *span_take(ta_segment_t *seg, unsigned units) {
+static ta_page_t *span_take(ta_segment_t *seg, unsigned units, unsigned cls) {
   uint64_t starts = run_starts(seg->free_units, units);
   if (starts == 0) return NULL;
-  unsigned head = (unsigned)__builtin_ctzll(starts);
+  unsigned head = span_head(seg, starts, units, cls);
   uint64_t bits = (((uint64_t)1 << units) - 1) << head;
   seg->free_units &= ~bits;
+  seg->warm_heads[cls] &= ~bits;
   dirty_sub(seg, seg->dirty_units & bits);
   seg->dirty_units &= ~bits;
   seg->hdr_released = 0; /* the descriptor about to be written faults its page back in */
@@ -334,28 +353,28 @@ static ta_page_t *span_take(ta_segment_t *seg, unsigned units) {
   return &seg->pages[head];
 }
 
-static ta_page_t *span_find(ta_arena_t *arena, unsigned units) {
+static ta_page_t *span_find(ta_arena_t *arena, unsigned units, unsigned cls) {
   ta_page_t *page = NULL;
   ta_lock(&arena->seg_lock);
   for (ta_segment_t *seg = arena->segments; seg != NULL && page == NULL;) {
     ta_segment_t *next = seg->next; /* span_take may move seg to the full list */
-    if (seg->free_units != 0) page = span_take(seg, units);
+    if (seg->free_units != 0) page = span_take(seg, units, cls);
     seg = next;
   }
   ta_unlock(&arena->seg_lock);
   return page;
 }
 
-ta_page_t *ta_seg_span_alloc(ta_arena_t *arena, unsigned units) {
-  ta_assert(units >= 1 && units <= TA_SPAN_MAX_UNITS);
-  ta_page_t *page = span_find(arena, units);
+ta_page_t *ta_seg_span_alloc(ta_arena_t *arena, unsigned units, unsigned cls) {
+  ta_assert(units >= 1 && units <= TA_SPAN_MAX_UNITS && cls < TA_CLASSES);
+  ta_page_t *page = span_find(arena, units, cls);
   if (page != NULL) return page;
-  if (arena->use_brk && seg_regrow(arena) && (page = span_find(arena, units)) != NULL) return page;
+  if (arena->use_brk && seg_regrow(arena) && (page = span_find(arena, units, cls)) != NULL) return page;
   ta_segment_t *seg = seg_new(arena);
   if (seg == NULL) return NULL;
   ta_lock(&arena->seg_lock);
   seg_link(arena, seg, false);
-  page = span_take(seg, units);
+  page = span_take(seg, units, cls);
   ta_unlock(&arena->seg_lock);
   return page;
 }
@@ -379,6 +398,7 @@ void ta_seg_span_free(ta_page_t *page, uint32_t now) {
   seg->free_units |= bits;
   dirty_add(seg, bits & ~seg->dirty_units);
   seg->dirty_units |= bits;
+  seg->warm_heads[page->cls] |= (uint64_t)1 << head;
   for (unsigned u = head; u < head + units; u++) seg->dirty_since[u] = now;
   seg_requeue(arena, seg);
   ta_unlock(&arena->seg_lock);
@@ -484,7 +504,7 @@ static bool plan_segment(ta_arena_t *arena, ta_segment_t *seg, uint32_t now, lon
   uint64_t due = force ? seg->dirty_units : ta_trim_due(seg->dirty_units, seg->dirty_since, now, decay);
   /* The retained cap: units not yet due go too, until the budget is spent (lowest units first: the
    * span search takes those first, so the ones above stay for reuse if the budget runs out). */
-  size_t due_bytes = (size_t)__builtin_popcountll(due) * TA_UNIT_SIZE;
+  size_t due_bytes = (size_t)ta_units_count(due) * TA_UNIT_SIZE;
   *budget = *budget > due_bytes ? *budget - due_bytes : 0;
   for (uint64_t extra = seg->dirty_units & ~due; extra && *budget; extra &= extra - 1) {
     due |= extra & -extra;

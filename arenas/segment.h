@@ -146,6 +146,9 @@ struct ta_segment_s {
   uint8_t hdr_released;
   uint16_t unit_span[TA_UNITS];  /* owner: unit -> byte offset of its span's page from pages[0] */
   uint32_t dirty_since[TA_UNITS]; /* seg_lock: trim clock (ms) when the unit became dirty */
+  /* seg_lock: bit u of warm_heads[c] = a span of class c retired with its head at unit u; a hint for
+   * the next span of class c (span_head in segment.c checks it against the descriptor). */
+  uint64_t warm_heads[TA_CLASSES];
   ta_page_t pages[TA_UNITS];     /* descriptors; pages[0] is never live */
 };
 _Static_assert(sizeof(ta_segment_t) <= TA_UNIT_SIZE, "segment header must fit in unit 0");
@@ -158,6 +161,16 @@ _Static_assert(TA_SPAN_MAX_UNITS * TA_UNIT_SIZE >= TA_CLASS_MAX_SIZE, "largest c
 /* Units 1 .. n-1 (unit 0 is the header). */
 TA_INLINE uint64_t ta_units_below(unsigned n) {
   return (n >= 64 ? ~(uint64_t)0 : (((uint64_t)1 << n) - 1)) & ~(uint64_t)1;
+}
+
+/* Units set in a mask. A bit trick rather than __builtin_popcountll: without -mpopcnt (the x86-64
+ * baseline) GCC makes the builtin a call to __popcountdi2, which the link takes from libgcc_s, so
+ * every program linked with the archive mapped libgcc_s at start-up for it. */
+TA_INLINE unsigned ta_units_count(uint64_t m) {
+  m = m - ((m >> 1) & 0x5555555555555555u);
+  m = (m & 0x3333333333333333u) + ((m >> 2) & 0x3333333333333333u);
+  m = (m + (m >> 4)) & 0x0f0f0f0f0f0f0f0fu;
+  return (unsigned)((m * 0x0101010101010101u) >> 56);
 }
 
 extern uint8_t ta_segmap[TA_SEGMAP_SLOTS];
@@ -197,8 +210,10 @@ TA_INLINE bool ta_link_plausible(uintptr_t word) {
 /* fork handlers (protocol in src/init.c): the brk mover flag (no lock to take). */
 void ta_seg_fork(ta_fork_phase_t phase);
 void ta_segmap_set(ta_segment_t *seg, bool live);
-/* A span of `units` units, its descriptor not yet initialised; NULL if no memory. Owner only. */
-ta_page_t *ta_seg_span_alloc(ta_arena_t *arena, unsigned units);
+/* A span of `units` units for blocks of class cls, its descriptor not yet initialised; NULL if no
+ * memory. Inside a segment it goes where a retired span of that class was, if those units are still
+ * dirty (their touched pages fit the new span's blocks), else to the lowest free run. Owner only. */
+ta_page_t *ta_seg_span_alloc(ta_arena_t *arena, unsigned units, unsigned cls);
 /* The span goes back to its segment, dirty since `now`. Owner only. */
 void ta_seg_span_free(ta_page_t *page, uint32_t now);
 /* In-place resizing (arenas/resize.c), owner only: the free units right after the span join it, up

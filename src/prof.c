@@ -32,16 +32,29 @@
  * (src/init.c): its holder takes the arena locks below it as the profiler arena's owner, maps
  * table memory and writes profiles with raw system calls; nobody takes it holding another tamalloc
  * lock. No lock is held while a stack is unwound (the unwinder may take the loader's lock, whose
- * holder may be allocating). */
+ * holder may be allocating).
+ *
+ * The unwinder (_Unwind_Backtrace, libgcc_s) is not linked: a process that never profiles does not
+ * map it (about 100 KiB resident at start-up in every program). It is loaded with dlopen only at
+ * points where the loader may be entered: this file's constructor, when TAMALLOC_PROF is set; else
+ * the first capture whose caller is not the dynamic loader itself (profiling turned on by mallopt).
+ * What must never happen is a dlopen from inside the loader (one of its own mallocs, its lists of
+ * loaded objects half edited; glibc may abort on the inconsistency): that is why glibc's backtrace(),
+ * which dlopens libgcc_s at its first call, is not safe inside malloc. Constructors, which a dlopen
+ * runs, may themselves call dlopen. A capture before the constructor, or whose caller is the loader,
+ * keeps one frame: its caller. */
 #include "src/prof.h"
 
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <link.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/auxv.h>
 #include <sys/syscall.h>
 #include <unistd.h>
-#include <unwind.h>
+#include <unwind.h> /* types only: the functions are looked up (unwinder_load) */
 
 #include "src/format.h"
 #include "arenas/bind.h"
@@ -188,6 +201,67 @@ bool ta_prof_tick_slow(void) {
   return true;
 }
 
+/* ---- the unwinder, loaded when needed ---- */
+
+typedef _Unwind_Reason_Code (*backtrace_fn)(_Unwind_Trace_Fn, void *);
+typedef _Unwind_Ptr (*getip_fn)(struct _Unwind_Context *);
+/* Set once, getip first: a thread that sees unwind_backtrace (acquire) sees unwind_getip too. */
+static _Atomic(backtrace_fn) unwind_backtrace;
+static _Atomic(getip_fn) unwind_getip;
+static _Atomic bool unwinder_failed;   /* dlopen or dlsym failed: never tried again */
+static _Atomic bool unwinder_may_load; /* the constructor has run: a capture may load it */
+/* The dynamic loader's image, [lo, hi), from its ELF program headers (found at start-up): a capture
+ * whose caller is in it may be inside dlopen, and loads nothing. */
+static uintptr_t ldso_lo, ldso_hi;
+
+static void ldso_find(void) {
+  uintptr_t base = (uintptr_t)getauxval(AT_BASE); /* 0 in a program without an interpreter */
+  if (base == 0) return;
+  const ElfW(Ehdr) *eh = (const ElfW(Ehdr) *)base;
+  const ElfW(Phdr) *ph = (const ElfW(Phdr) *)(base + eh->e_phoff);
+  uintptr_t hi = base;
+  for (unsigned i = 0; i < eh->e_phnum; i++)
+    if (ph[i].p_type == PT_LOAD && base + ph[i].p_vaddr + ph[i].p_memsz > hi) hi = base + ph[i].p_vaddr + ph[i].p_memsz;
+  ldso_lo = base;
+  ldso_hi = hi;
+}
+
+/* No lock held, and not from inside the loader (see the top of the file). Two threads may both
+ * get here: dlopen serialises them and counts the second reference, harmlessly. */
+static void unwinder_load(void) {
+  tls_guard++; /* the loader's own mallocs are not sampled */
+  void *lib = dlopen("libgcc_s.so.1", RTLD_NOW | RTLD_LOCAL);
+  void *bt = lib != NULL ? dlsym(lib, "_Unwind_Backtrace") : NULL;
+  void *ip = lib != NULL ? dlsym(lib, "_Unwind_GetIP") : NULL;
+  if (bt != NULL && ip != NULL) {
+    atomic_store_explicit(&unwind_getip, (getip_fn)ip, memory_order_relaxed);
+    atomic_store_explicit(&unwind_backtrace, (backtrace_fn)bt, memory_order_release);
+  } else {
+    atomic_store_explicit(&unwinder_failed, true, memory_order_relaxed);
+  }
+  tls_guard--;
+}
+
+/* The unwinder, loaded now if this capture may load it; NULL if it cannot be had (yet). */
+static backtrace_fn unwinder(uintptr_t caller) {
+  backtrace_fn bt = atomic_load_explicit(&unwind_backtrace, memory_order_acquire);
+  if (ta_likely(bt != NULL)) return bt;
+  if (!atomic_load_explicit(&unwinder_may_load, memory_order_relaxed) ||
+      atomic_load_explicit(&unwinder_failed, memory_order_relaxed) || (caller >= ldso_lo && caller < ldso_hi))
+    return NULL;
+  unwinder_load();
+  return atomic_load_explicit(&unwind_backtrace, memory_order_acquire);
+}
+
+/* At start-up, outside malloc: where the loader is, and the unwinder now if TAMALLOC_PROF asks for
+ * profiling from the start (set at all: its value is config.c's to judge). */
+__attribute__((constructor)) static void prof_at_start(void) {
+  ldso_find();
+  const char *env = getenv("TAMALLOC_PROF");
+  if (ta_prof_on() || (env != NULL && *env != '\0' && strcmp(env, "0") != 0)) unwinder_load();
+  atomic_store_explicit(&unwinder_may_load, true, memory_order_release);
+}
+
 /* ---- capture ---- */
 
 typedef struct walk_s {
@@ -197,18 +271,24 @@ typedef struct walk_s {
 
 static _Unwind_Reason_Code walk_frame(struct _Unwind_Context *ctx, void *arg) {
   walk_t *w = arg;
-  uintptr_t ip = _Unwind_GetIP(ctx);
+  uintptr_t ip = atomic_load_explicit(&unwind_getip, memory_order_relaxed)(ctx);
   if (ip == 0) return _URC_END_OF_STACK;
   w->pc[w->n++] = ip;
   return w->n == sizeof w->pc / sizeof w->pc[0] ? _URC_END_OF_STACK : _URC_NO_REASON;
 }
 
 /* The stack from `caller` outwards; all of it if caller is not among the first frames (a build
- * without tail calls: then the standard name's own frame comes first, which pprof drops by name). */
+ * without tail calls: then the standard name's own frame comes first, which pprof drops by name).
+ * Without the unwinder, the caller alone. */
 static unsigned capture(uintptr_t *out, uintptr_t caller) {
+  backtrace_fn bt = unwinder(caller);
+  if (bt == NULL) {
+    out[0] = caller;
+    return caller != 0;
+  }
   walk_t w;
   w.n = 0;
-  _Unwind_Backtrace(walk_frame, &w);
+  bt(walk_frame, &w);
   unsigned from = 0;
   while (from < w.n && from < 16 && w.pc[from] != caller) from++;
   if (from == w.n || from == 16) from = 0;

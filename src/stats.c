@@ -336,9 +336,9 @@ static void text_report(ta_out_t *o) {
 static void map_segment(const arena_snap_t *a, const seg_rec_t *s, size_t resident, void *ctx) {
   ta_out_t *o = ((report_t *)ctx)->o;
   uint64_t all = ta_units_below(s->mapped);
-  unsigned free_n = (unsigned)__builtin_popcountll(s->free_units & all);
-  unsigned dirty_n = (unsigned)__builtin_popcountll(s->dirty_units & s->free_units & all);
-  unsigned used_n = (unsigned)__builtin_popcountll(all & ~s->free_units) + 1; /* + the header */
+  unsigned free_n = ta_units_count(s->free_units & all);
+  unsigned dirty_n = ta_units_count(s->dirty_units & s->free_units & all);
+  unsigned used_n = ta_units_count(all & ~s->free_units) + 1; /* + the header */
   ta_out_str(o, "segment ");
   ta_out_hex(o, s->addr);
   ta_out_str(o, "-");
