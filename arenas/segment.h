@@ -229,7 +229,8 @@ bool ta_seg_brk_cut(uintptr_t old_end, uintptr_t new_end);
 bool ta_seg_is_brk_top(const ta_segment_t *seg);
 /* The trim mechanism: release an arena's free units as the policy (arenas/trim.h) says (force:
  * every free unit now, and top_pad for the brk top). Any thread may call it; one pass at a time runs
- * over an arena (arena->trimming): a scheduled one skips a busy arena, a forced one waits for it.
+ * over an arena (arena->trimming): a scheduled one skips a busy arena, a forced one or one with a
+ * budget waits for it.
  * `budget`: release that many bytes of free units beyond those due (the retained cap), newest
  * segments' first. Returns the bytes given back. */
 size_t ta_seg_trim(ta_arena_t *arena, uint32_t now, bool force, size_t top_pad, size_t budget);
