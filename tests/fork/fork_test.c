@@ -671,13 +671,15 @@ static void case_bind(void) { run_watched(bind_program, 0, 60, "one arena per th
  * and each child churns 2000 steps (past its probation: it binds an arena) and frees the blocks its
  * thread allocated before the fork. The arenas made show the churners shared one. */
 enum { P_HOLDERS = 4, P_CHURNERS = 3, P_SLOTS = 64 };
-static pthread_barrier_t p_hold;
+static pthread_barrier_t p_bound, p_hold;
 
 static void *p_holder(void *arg) {
   (void)arg;
   void *p = TN(malloc)(100);
   CHECK(p != NULL);
-  int rc = pthread_barrier_wait(&p_hold);
+  int rc = pthread_barrier_wait(&p_bound); /* bound: the churners may start */
+  CHECK(rc == 0 || rc == PTHREAD_BARRIER_SERIAL_THREAD);
+  rc = pthread_barrier_wait(&p_hold);
   CHECK(rc == 0 || rc == PTHREAD_BARRIER_SERIAL_THREAD);
   TN(free)(p);
   return NULL;
@@ -717,9 +719,14 @@ static int probation_program(long unused) {
   ta_stats_t st;
   stats_get(&st);
   size_t before = st.arenas;
+  CHECK(pthread_barrier_init(&p_bound, NULL, P_HOLDERS + 1) == 0);
   CHECK(pthread_barrier_init(&p_hold, NULL, P_HOLDERS + 1) == 0);
   pthread_t h[P_HOLDERS], c[P_CHURNERS];
   for (int i = 0; i < P_HOLDERS; i++) CHECK(pthread_create(&h[i], NULL, p_holder, NULL) == 0);
+  /* Every holder has bound its arena before the first churner starts (else, on a busy machine, a
+   * churner that ran first found fewer than the bound and bound an arena of its own). */
+  int rb = pthread_barrier_wait(&p_bound);
+  CHECK(rb == 0 || rb == PTHREAD_BARRIER_SERIAL_THREAD);
   for (uintptr_t i = 0; i < P_CHURNERS; i++) CHECK(pthread_create(&c[i], NULL, p_churner, (void *)i) == 0);
   for (int i = 0; i < P_CHURNERS; i++) CHECK(pthread_join(c[i], NULL) == 0);
   stats_get(&st);
