@@ -38,8 +38,18 @@ SYSTEM_SO = {
     "mimalloc": ["libmimalloc.so.2"],
     "tcmalloc": ["libtcmalloc_minimal.so.4", "libtcmalloc.so.4"],
 }
-OPTIONAL_ALLOCATORS = [p + "-preload" for p in SYSTEM_SO]
-ALIASES = {"tamalloc": ["tamalloc-static", "tamalloc-preload"]}
+# The secure variant (libtamalloc-secure, src/secure.c): measured beside the default build on request,
+# each secure column against the default column deployed the same way (SECURE_PAIRS).
+SECURE_PAIRS = [("tamalloc-secure", "tamalloc-static"), ("tamalloc-secure-preload", "tamalloc-preload")]
+OPTIONAL_ALLOCATORS = [p + "-preload" for p in SYSTEM_SO] + [s for s, _ in SECURE_PAIRS]
+ALIASES = {"tamalloc": ["tamalloc-static", "tamalloc-preload"],
+           "secure": ["tamalloc-static", "tamalloc-preload", "tamalloc-secure", "tamalloc-secure-preload"]}
+# tamalloc's preloaded columns: the manifest key of the shared object each one preloads.
+TAMALLOC_PRELOAD = {"tamalloc-preload": "tamalloc_shared", "tamalloc-secure-preload": "tamalloc_secure_shared"}
+# Issue 15's budget for the secure variant: under this many times the default build's wall time.
+SECURE_TIME_BUDGET = 2.0
+# A symbol only src/secure.c defines: in a static binary's symbol table, the secure archive was linked.
+SECURE_SYMBOL = b"ta_secure_malloc"
 # Ratio columns: each tamalloc variant against these bases.
 RATIO_BASES = ["glibc", "jemalloc"]
 
@@ -82,9 +92,21 @@ class Column:
             return os.path.realpath(malloc_from) == os.path.realpath(self.preload)
         if self.name == "glibc":
             return base.startswith("libc.so")
-        if self.name == "tamalloc-static":
+        if self.name in ("tamalloc-static", "tamalloc-secure"):
             return base == os.path.basename(self_path)
         return self.name in base
+
+    def secure_mismatch(self, binary):
+        """For a static tamalloc column: why `binary` holds the other variant's archive, or None. Both
+        variants answer the probe with the binary itself, so the symbol table tells them apart."""
+        if self.name not in ("tamalloc-static", "tamalloc-secure"):
+            return None
+        with open(binary, "rb") as f:
+            secure = SECURE_SYMBOL in f.read()
+        if secure != (self.name == "tamalloc-secure"):
+            return "%s %s %s" % (os.path.basename(binary), "holds" if secure else "lacks",
+                                 SECURE_SYMBOL.decode())
+        return None
 
 
 def lib_dirs():
@@ -114,15 +136,16 @@ def resolve_columns(names, manifest):
         if name in allocs:
             a = allocs[name]
             columns.append(Column(name, a["method"], a["workloads"], a["micro"] or None))
-        elif name == "tamalloc-preload":
-            so = manifest.get("tamalloc_shared")
+        elif name in TAMALLOC_PRELOAD:
+            so = manifest.get(TAMALLOC_PRELOAD[name])
             if not so:
-                skipped[name] = "not built (needs tamalloc with the override; see -Doverride)"
+                skipped[name] = "not built (needs %s with the override; see -Doverride)" % name[:-8]
             else:
-                columns.append(Column(name, "LD_PRELOAD libtamalloc.so", glibc["workloads"],
+                columns.append(Column(name, "LD_PRELOAD " + os.path.basename(so), glibc["workloads"],
                                       glibc["micro"] or None, preload=so))
-        elif name == "tamalloc-static":
-            skipped[name] = "not built (needs tamalloc_dep with the override; see -Doverride)"
+        elif name in ("tamalloc-static", "tamalloc-secure"):
+            skipped[name] = "not built (needs %s with the override; see -Doverride)" % (
+                "tamalloc_dep" if name == "tamalloc-static" else "tamalloc_secure_dep")
         elif name in SYSTEM_SO or name.endswith("-preload") and name[:-8] in SYSTEM_SO:
             peer = name[:-8] if name.endswith("-preload") else name
             so = find_system_so(peer)
@@ -210,7 +233,7 @@ def probe(column, binary):
         return "probe of %s failed (exit %s): %s" % (binary, status, err.strip()[-200:])
     if not column.expects(info["malloc_from"], info.get("self", binary)):
         return "in %s malloc comes from %s" % (os.path.basename(binary), info["malloc_from"])
-    return None
+    return column.secure_mismatch(binary)
 
 
 def workload_cmd(binary, args):
@@ -479,6 +502,64 @@ def micro_table(mi, columns, reps, min_time):
     return title + "\n\n" + md_table(header, rows)
 
 
+def secure_ratios(wl, mi, columns):
+    """The secure variant's cost: for each pair of SECURE_PAIRS whose two columns were measured,
+    {"secure", "default", "workloads": {w: {"wall_s", "peak_rss_kib"}}, "geomean": {same}, "micro":
+    {benchmark: ns ratio}, "micro_geomean", "over_budget": [workloads at SECURE_TIME_BUDGET or more]}.
+    A workload where either side failed is left out of its pair (and so out of the geomeans)."""
+    names = [c.name for c in columns]
+    out = {}
+    for sec, dflt in SECURE_PAIRS:
+        if sec not in names or dflt not in names:
+            continue
+        per_w = {}
+        for w, per in wl.items():
+            r = {m: ratio(median_of(per.get(sec), m), median_of(per.get(dflt), m)) for m in ("wall_s", "peak_rss_kib")}
+            if r["wall_s"] is not None:
+                per_w[w] = r
+        per_m = {}
+        for n, per in mi.items():
+            r = ratio(per.get(sec, {}).get("median"), per.get(dflt, {}).get("median"))
+            if r is not None:
+                per_m[n] = r
+        out["%s / %s" % (sec, dflt)] = {
+            "secure": sec, "default": dflt, "workloads": per_w,
+            "geomean": {m: geomean([r[m] for r in per_w.values()]) for m in ("wall_s", "peak_rss_kib")},
+            "micro": per_m, "micro_geomean": geomean(list(per_m.values())),
+            "over_budget": [w for w, r in per_w.items() if r["wall_s"] >= SECURE_TIME_BUDGET],
+        }
+    return out
+
+
+def secure_table(ratios):
+    """The secure/default table: one row per workload, one column per pair, `time · RSS`; a time at or
+    over the budget in bold; then the geomeans (workloads, and micro ns/op when measured) and the worst
+    workload."""
+    if not ratios:
+        return ""
+    pairs = list(ratios.values())
+    workloads = list(dict.fromkeys(w for p in pairs for w in p["workloads"]))
+    def cell(r):
+        if r is None:
+            return "—"
+        t = fmt_ratio(r["wall_s"])
+        return "%s · %s" % ("**%s**" % t if r["wall_s"] >= SECURE_TIME_BUDGET else t, fmt_ratio(r["peak_rss_kib"]))
+    rows = [[w] + [cell(p["workloads"].get(w)) for p in pairs] for w in workloads]
+    rows.append(["**geomean**"] + ["**%s · %s**" % (fmt_ratio(p["geomean"]["wall_s"]), fmt_ratio(p["geomean"]["peak_rss_kib"]))
+                                   for p in pairs])
+    if any(p["micro"] for p in pairs):
+        rows.append(["micro geomean (ns/op)"] + [fmt_ratio(p["micro_geomean"]) for p in pairs])
+    worst = []
+    for p in pairs:
+        w = max(p["workloads"], key=lambda k: p["workloads"][k]["wall_s"], default=None)
+        worst.append("—" if w is None else "%s %s" % (w, fmt_ratio(p["workloads"][w]["wall_s"])))
+    rows.append(["slowest (time)"] + worst)
+    rows.append(["at or over %g× time" % SECURE_TIME_BUDGET] + [str(len(p["over_budget"])) for p in pairs])
+    header = ["workload"] + ["%s / %s" % (p["secure"], p["default"]) for p in pairs]
+    return ("### Secure variant against the default build — median wall time · peak RSS ratios; "
+            "the budget is under %g× time (bold: at or over it)\n\n" % SECURE_TIME_BUDGET + md_table(header, rows))
+
+
 # --- files -------------------------------------------------------------------------------------------
 
 def write_csv(path, wl, mi, columns):
@@ -504,7 +585,8 @@ def write_csv(path, wl, mi, columns):
 
 # Bar colours: the peers muted, tamalloc's columns strong, so tamalloc stands out in every group.
 PEER_COLOURS = {"glibc": "#a0a0a0", "jemalloc": "#8fb0d0", "mimalloc": "#a8c8a0", "tcmalloc": "#d0b0c8"}
-TAMALLOC_COLOURS = {"tamalloc-static": "#d62728", "tamalloc-preload": "#ff7f0e"}
+TAMALLOC_COLOURS = {"tamalloc-static": "#d62728", "tamalloc-preload": "#ff7f0e",
+                    "tamalloc-secure": "#7b1fa2", "tamalloc-secure-preload": "#c2185b"}
 
 
 def natural_key(s):
@@ -648,7 +730,8 @@ def parse_args(argv):
     p.add_argument("--build", default=os.path.join(REPO, "build", "compare"),
                    help="meson build directory holding benchmarks/manifest.json (default build/compare)")
     p.add_argument("--allocators", help="comma-separated columns (default %s; also %s; 'tamalloc' = both "
-                   "tamalloc variants)" % (",".join(DEFAULT_ALLOCATORS), ",".join(OPTIONAL_ALLOCATORS)))
+                   "tamalloc columns; 'secure' = %s, with a secure/default ratio table)"
+                   % (",".join(DEFAULT_ALLOCATORS), ",".join(OPTIONAL_ALLOCATORS), ",".join(ALIASES["secure"])))
     p.add_argument("--workloads", help="comma-separated workloads, 'micro' for the micro benchmarks "
                    "(default: all workloads and micro)")
     p.add_argument("--reps", type=int, default=3, help="runs of each workload per allocator (default 3)")
@@ -677,6 +760,17 @@ def split_list(s):
     return [x.strip() for x in s.split(",") if x.strip()]
 
 
+def expand_allocators(spec):
+    """The column names --allocators asks for (None: the default set), aliases expanded, each once, in
+    the order given."""
+    names = []
+    for n in split_list(spec) if spec else DEFAULT_ALLOCATORS:
+        for m in ALIASES.get(n, [n]):
+            if m not in names:
+                names.append(m)
+    return names
+
+
 def main(argv):
     args = parse_args(argv)
     # SIGTERM unwinds like ^C, so run_process can stop the benchmark it started.
@@ -689,11 +783,7 @@ def main(argv):
         note("compare: %s not found; configure and build first (ci/compare-allocators does both)" % manifest_path)
         return 2
 
-    names = []
-    for n in split_list(args.allocators) if args.allocators else DEFAULT_ALLOCATORS:
-        for m in ALIASES.get(n, [n]):
-            if m not in names:
-                names.append(m)
+    names = expand_allocators(args.allocators)
     known = set(DEFAULT_ALLOCATORS) | set(OPTIONAL_ALLOCATORS) | set(manifest["allocators"])
     unknown = [n for n in names if n not in known]
     if unknown:
@@ -760,10 +850,12 @@ def main(argv):
     elapsed = time.time() - started
 
     wl, mi = summarise(runs, columns, workloads, micro)
+    secure = secure_ratios(wl, mi, columns)
     report = [workload_table(wl, columns, args.reps) if workloads else "",
               reported_table(wl, columns),
               throughput_table(wl, columns),
-              micro_table(mi, columns, args.reps, args.micro_min_time)]
+              micro_table(mi, columns, args.reps, args.micro_min_time),
+              secure_table(secure)]
     report = "\n\n".join(r for r in report if r) + "\n"
     print(report)
 
@@ -781,7 +873,7 @@ def main(argv):
     with open(os.path.join(args.out, "results.json"), "w") as f:
         json.dump({"meta": meta,
                    "allocators": {c.name: {"method": c.method, "preload": c.preload} for c in columns},
-                   "skipped": skipped, "workloads": wl, "micro": mi,
+                   "skipped": skipped, "workloads": wl, "micro": mi, "secure": secure,
                    "runs": [r.row() for r in runs]}, f, indent=1)
         f.write("\n")
     write_csv(os.path.join(args.out, "results.csv"), wl, mi, columns)

@@ -147,6 +147,23 @@ static void zero_after_free(void) {
     if (scrubbed(i)) CHECK_MSG(((volatile char *)p)[i] == 0, "byte %zu not zero", i);
 }
 
+/* A big freed block is zeroed whole (src/secure.c, large_zero), whether its pages are kept or given
+ * back: once it has left the quarantine, whatever block the next mallocs get, its mapping among
+ * them, reads zero. */
+static void zero_after_reuse(void) {
+  char *p = get(g_size);
+  memset(p, 0xa5, g_size);
+  TN(free)(hide(p));
+  bool reused = false;
+  for (int i = 0; i < 16; i++) {
+    char *q = get(g_size);
+    reused |= q == p;
+    for (size_t j = 0; j < g_size; j += 8) CHECK_MSG(*(volatile uint64_t *)(q + j) == 0, "byte %zu not zero", j);
+    TN(free)(hide(q));
+  }
+  fprintf(stderr, "zero_after_reuse: the freed block's address %s\n", reused ? "came back" : "did not come back");
+}
+
 static void reuse_malloc(void) {
   char *p = get(g_size);
   TN(free)(hide(p));
@@ -255,6 +272,7 @@ static const secure_case_t cases[] = {
     {"write_after_free", write_after_free, DEATH_LINE, MSG("free", "write after free at"), false},
     {"write_after_free_trim", write_after_free_trim, DEATH_LINE, MSG("malloc_trim", "write after free at"), false},
     {"zero_after_free", zero_after_free, DEATH_NONE, NULL, false},
+    {"zero_after_reuse", zero_after_reuse, DEATH_NONE, NULL, false},
     {"reuse_malloc", reuse_malloc, DEATH_NONE, NULL, false},
     {"reuse_realloc", reuse_realloc, DEATH_NONE, NULL, false},
     {"zero_read", zero_read, DEATH_SEGV, NULL, false},
