@@ -14,7 +14,8 @@
  *
  * Retained mappings. A block at or above the mmap threshold is unmapped when freed. Once the adaptive
  * threshold (src/config.c) has risen past the largest size class, requests between the two are "heap"
- * requests that the bins cannot hold: their mappings are kept when freed, up to TA_CACHE_SLOTS of them
+ * requests that the bins cannot hold (a freed mapping past the largest class raises the threshold to
+ * its maximum at once, src/config.c): their mappings are kept when freed, up to TA_CACHE_SLOTS of them
  * and TA_CACHE_MAX_BYTES in all, and reused by the next request of about the same size, so a loop of
  * multi-megabyte buffers stops paying a fault per page. The cache is TA_CACHE_SHARDS shards, one lock
  * each; a thread frees into and takes from its own shard (threads are dealt shards round robin), and
@@ -22,9 +23,9 @@
  * (cache_held) that a free reserves in before it inserts. The trimmer unmaps retained mappings after
  * the decay time like any other free memory. They are not in the registry: a retained mapping is no
  * block. Retained mappings are page ranges, not whole mappings: they merge with a range freed next
- * to them, split for a smaller request, and a request none fits is assembled by moving the pages of
- * several into a fresh mapping (cache_fill); a heap block's realloc works on the same ranges
- * (resize_heap). The byte limit follows the peak of the live blocks (cache_max_bytes).
+ * to them, split for a smaller request, and a request none fits is assembled from them: the best
+ * one grown by mremap, the pages of others moved into its new part (cache_gather, cache_fill); a
+ * heap block's realloc works on the same ranges (resize_heap). The byte limit follows the peak of the live blocks (cache_max_bytes).
  *
  * Locks (the process-wide order is in src/init.c): a thread holds at most one of this file's locks
  * at a time, registry shard or cache shard, and no other tamalloc lock with it; only the fork
@@ -618,13 +619,37 @@ static bool cache_fill(char *dest, size_t off, size_t size) {
   return moved;
 }
 
-/* A mapping of size bytes made of retained pages as far as they go (cache_fill); NULL, with nothing
- * mapped, if none is retained or mmap fails. *fresh: no page was retained (all read as zero). */
+/* A mapping of size bytes made of retained pages as far as they go; NULL, with nothing mapped, if
+ * none is retained or there is no memory. *fresh: no page was retained (all read as zero). The best
+ * retained range (cache_take's misfit) grows to the size by mremap, in place or moved, and the pages
+ * it lacks come from other ranges (cache_fill), so a block made of one range is one kernel mapping,
+ * as a block of its own is (tests/seed/seed_size finds the whole block in its header's mapping), and
+ * costs one call instead of a mmap and a move. A range mremap refuses (it spans kernel mappings, or
+ * no memory) moves into a fresh mapping piece by piece. */
 static char *cache_gather(size_t size, bool *fresh) {
   *fresh = true;
   if (ta_large_cached_bytes() == 0) return NULL;
-  char *dest = ta_os_map(size);
-  if (dest != NULL) *fresh = !cache_fill(dest, 0, size);
+  size_t have = 0;
+  char *r = cache_take(size, &have, true);
+  if (r == NULL) return NULL;
+  if (have >= size) {
+    /* Larger by less than a split's worth (cache_splits): the rest could serve no heap request. */
+    if (have > size) ta_os_unmap(r + size, have - size);
+    *fresh = false;
+    return r;
+  }
+  bool spans;
+  char *dest = ta_os_remap(r, have, size, &spans);
+  if (dest == NULL) {
+    dest = ta_os_map(size);
+    if (dest == NULL) {
+      retain_or_unmap(r, have);
+      return NULL;
+    }
+    (void)move_pages(r, have, dest); /* a page copied is one it could not move */
+  }
+  (void)cache_fill(dest, have, size);
+  *fresh = false;
   return dest;
 }
 
