@@ -14,7 +14,8 @@
  *
  * Retained mappings. A block at or above the mmap threshold is unmapped when freed. Once the adaptive
  * threshold (src/config.c) has risen past the largest size class, requests between the two are "heap"
- * requests that the bins cannot hold: their mappings are kept when freed, up to TA_CACHE_SLOTS of them
+ * requests that the bins cannot hold (a freed mapping past the largest class raises the threshold to
+ * its maximum at once, src/config.c): their mappings are kept when freed, up to TA_CACHE_SLOTS of them
  * and TA_CACHE_MAX_BYTES in all, and reused by the next request of about the same size, so a loop of
  * multi-megabyte buffers stops paying a fault per page. The cache is TA_CACHE_SHARDS shards, one lock
  * each; a thread frees into and takes from its own shard (threads are dealt shards round robin), and
@@ -22,14 +23,17 @@
  * (cache_held) that a free reserves in before it inserts. The trimmer unmaps retained mappings after
  * the decay time like any other free memory. They are not in the registry: a retained mapping is no
  * block. Retained mappings are page ranges, not whole mappings: they merge with a range freed next
- * to them, split for a smaller request, and a request none fits is assembled by moving the pages of
- * several into a fresh mapping (cache_fill); a heap block's realloc works on the same ranges
- * (resize_heap). The byte limit follows the peak of the live blocks (cache_max_bytes).
+ * to them, split for a smaller request, and a request none fits is assembled from them: the best
+ * one grown by mremap, the pages of others moved into its new part (cache_gather, cache_fill); a
+ * heap block's realloc works on the same ranges (resize_heap). The byte limit follows the peak of the live blocks (cache_max_bytes).
  *
  * Locks (the process-wide order is in src/init.c): a thread holds at most one of this file's locks
  * at a time, registry shard or cache shard, and no other tamalloc lock with it; only the fork
  * handler holds them all, taken in the order registry shards 0..63, then cache shards 0..7. No
- * munmap or mremap runs under any of them; a registry table's own mmap does. */
+ * munmap or mremap runs under any of them; a registry table's own mmap does. Every static here is
+ * zero-initialised (.bss: none of it is in the binary or resident before it is used); the locks get
+ * their state from large_init, once, before the first block is made, and until then the entry points
+ * answer without a lock that there is no block. */
 #include "src/large.h"
 
 #include <sched.h>
@@ -49,21 +53,31 @@
 
 /* One shard. Invariants, under lock: live + tombs = the nonzero slots of table; (live + tombs) * 2
  * <= cap after every insertion but resize's (which may exceed it by the moves in flight, never fill
- * the table); every tombstone's address is in ring (so tombs <= TA_TOMBS_PER_SHARD); bytes = the
- * sum of the live blocks' map_size. */
+ * the table); every tombstone's address is in the shard's ring (reg_ring, so tombs <=
+ * TA_TOMBS_PER_SHARD); bytes = the sum of the live blocks' map_size. Zero until the first block
+ * (cap 0, no table), its lock given its state by large_init. */
 typedef struct {
-  ta_lock_t lock;                     /* guards every field below */
-  uintptr_t *table;                   /* cap slots: 0, a live address, or address | REG_FREED */
-  size_t cap;                         /* slots, a power of two (0 before first use) */
-  size_t live;                        /* live blocks */
-  size_t tombs;                       /* tombstones */
-  size_t bytes;                       /* bytes mapped for the live blocks */
-  unsigned ring_next;                 /* ring slot the next tombstone takes (its oldest) */
-  uintptr_t ring[TA_TOMBS_PER_SHARD]; /* addresses tombstoned, newest behind ring_next; 0 unused.
-                                         An entry whose slot became live again is stale: skipped */
+  ta_lock_t lock;     /* guards every field below and the shard's ring; valid once large_init ran */
+  uintptr_t *table;   /* cap slots: 0, a live address, or address | REG_FREED */
+  size_t cap;         /* slots, a power of two (0 before first use) */
+  size_t live;        /* live blocks */
+  size_t tombs;       /* tombstones */
+  size_t bytes;       /* bytes mapped for the live blocks */
+  unsigned ring_next; /* ring slot the next tombstone takes (its oldest) */
 } __attribute__((aligned(64))) reg_shard_t;
+_Static_assert(sizeof(reg_shard_t) <= 128, "a shard's fields fill two cache lines at most");
 
-static reg_shard_t reg[TA_REG_SHARDS] = {[0 ... TA_REG_SHARDS - 1] = {.lock = TA_LOCK_INIT}};
+/* Zero-initialised (.bss), like every other static of this file: nothing of them is in the binary or
+ * resident before the first large block. Measured (size, a static malloc(16) program): with the
+ * locks statically initialised (not zero) and the rings inside the shards, 142,848 bytes of .data,
+ * 64 KiB of them resident from the start (the kernel maps a file's pages in 16 at a time). */
+static reg_shard_t reg[TA_REG_SHARDS];
+
+/* Each shard's ring of tombstoned addresses (reg_ring[i] is reg[i]'s, under its lock), newest behind
+ * ring_next; 0 unused. An entry whose slot became live again is stale: skipped. Apart from the
+ * shards, so that large_init writes two pages of locks instead of touching 34 of rings. */
+static uintptr_t reg_ring[TA_REG_SHARDS][TA_TOMBS_PER_SHARD];
+static uintptr_t *ring_of(const reg_shard_t *s) { return reg_ring[s - reg]; }
 
 /* Every shard's first table (TA_REG_MIN_CAP slots each, shard i's at i * TA_REG_MIN_CAP), one
  * mapping made before the first block is entered and never unmapped: a shard adopts its slice
@@ -210,8 +224,9 @@ static void reg_bury(reg_shard_t *s, size_t i, size_t map_size) {
   s->tombs++;
   s->bytes -= map_size;
   live_add(0, map_size);
-  uintptr_t old = s->ring[s->ring_next];
-  s->ring[s->ring_next] = p;
+  uintptr_t *ring = ring_of(s);
+  uintptr_t old = ring[s->ring_next];
+  ring[s->ring_next] = p;
   s->ring_next = (s->ring_next + 1) % TA_TOMBS_PER_SHARD;
   if (old == 0) return;
   size_t j = reg_find(s, old);
@@ -271,7 +286,7 @@ typedef struct {
   cache_entry_t e[TA_CACHE_SLOTS];    /* the retained mappings */
 } __attribute__((aligned(64))) cache_shard_t;
 
-static cache_shard_t cache[TA_CACHE_SHARDS] = {[0 ... TA_CACHE_SHARDS - 1] = {.lock = TA_LOCK_INIT}};
+static cache_shard_t cache[TA_CACHE_SHARDS]; /* zero (.bss); the locks valid once large_init ran */
 
 /* Entries retained (or reserved by a free about to insert one) in all shards, and their pages:
  * count << CACHE_COUNT_SHIFT | pages. Relaxed: it only enforces the limits; the entries themselves
@@ -281,6 +296,50 @@ static cache_shard_t cache[TA_CACHE_SHARDS] = {[0 ... TA_CACHE_SHARDS - 1] = {.l
 static _Atomic uint64_t cache_held;
 static _Atomic unsigned cache_deal;            /* next shard to deal a thread */
 static __thread unsigned tls_cache_shard;      /* this thread's shard + 1; 0 before it has one */
+
+/* ---- start-up: the locks' one-time initialisation ---- */
+
+/* The shards' locks start as zero bytes, which is not TA_LOCK_INIT (an error-checking mutex's kind
+ * is not zero): large_init writes every one of them once, before the first block is made. Until then
+ * no block exists and nothing is retained, so the entry points that look a pointer up answer "no
+ * block of ours" without a lock (large_ready), and those that would edit answer that nothing is
+ * there. The fork handler takes the locks only once they are valid (ta_large_fork). */
+enum { LARGE_UNINIT, LARGE_INITIALISING, LARGE_READY };
+static _Atomic unsigned large_state;  /* LARGE_READY stored with release after every lock is written */
+static __thread bool tls_initialising; /* this thread is writing the locks (a re-entry is an error) */
+
+static bool large_ready(void) { return atomic_load_explicit(&large_state, memory_order_acquire) == LARGE_READY; }
+
+static void large_locks_init(void) {
+  for (unsigned i = 0; i < TA_REG_SHARDS; i++) {
+    ta_lock_t fresh = TA_LOCK_INIT;
+    reg[i].lock = fresh;
+  }
+  for (unsigned i = 0; i < TA_CACHE_SHARDS; i++) {
+    ta_lock_t fresh = TA_LOCK_INIT;
+    cache[i].lock = fresh;
+  }
+}
+
+static TA_NOINLINE void large_init_slow(void) {
+  unsigned expect = LARGE_UNINIT;
+  if (atomic_compare_exchange_strong_explicit(&large_state, &expect, LARGE_INITIALISING, memory_order_acquire,
+                                              memory_order_acquire)) {
+    tls_initialising = true;
+    large_locks_init();
+    atomic_store_explicit(&large_state, LARGE_READY, memory_order_release);
+    tls_initialising = false;
+    return;
+  }
+  /* Another thread is writing the locks (72 stores), or this one was interrupted doing it. */
+  if (tls_initialising) ta_fatal("large blocks' start-up was re-entered: was malloc called from a signal handler?");
+  while (!large_ready()) sched_yield();
+}
+
+/* Before the first lock of this file is taken by the thread that makes a block. */
+static void large_init(void) {
+  if (ta_unlikely(!large_ready())) large_init_slow();
+}
 
 size_t ta_large_cached_bytes(void) {
   return (size_t)(atomic_load_explicit(&cache_held, memory_order_relaxed) & CACHE_PAGES_MASK) * TA_PAGE;
@@ -560,13 +619,37 @@ static bool cache_fill(char *dest, size_t off, size_t size) {
   return moved;
 }
 
-/* A mapping of size bytes made of retained pages as far as they go (cache_fill); NULL, with nothing
- * mapped, if none is retained or mmap fails. *fresh: no page was retained (all read as zero). */
+/* A mapping of size bytes made of retained pages as far as they go; NULL, with nothing mapped, if
+ * none is retained or there is no memory. *fresh: no page was retained (all read as zero). The best
+ * retained range (cache_take's misfit) grows to the size by mremap, in place or moved, and the pages
+ * it lacks come from other ranges (cache_fill), so a block made of one range is one kernel mapping,
+ * as a block of its own is (tests/seed/seed_size finds the whole block in its header's mapping), and
+ * costs one call instead of a mmap and a move. A range mremap refuses (it spans kernel mappings, or
+ * no memory) moves into a fresh mapping piece by piece. */
 static char *cache_gather(size_t size, bool *fresh) {
   *fresh = true;
   if (ta_large_cached_bytes() == 0) return NULL;
-  char *dest = ta_os_map(size);
-  if (dest != NULL) *fresh = !cache_fill(dest, 0, size);
+  size_t have = 0;
+  char *r = cache_take(size, &have, true);
+  if (r == NULL) return NULL;
+  if (have >= size) {
+    /* Larger by less than a split's worth (cache_splits): the rest could serve no heap request. */
+    if (have > size) ta_os_unmap(r + size, have - size);
+    *fresh = false;
+    return r;
+  }
+  bool spans;
+  char *dest = ta_os_remap(r, have, size, &spans);
+  if (dest == NULL) {
+    dest = ta_os_map(size);
+    if (dest == NULL) {
+      retain_or_unmap(r, have);
+      return NULL;
+    }
+    (void)move_pages(r, have, dest); /* a page copied is one it could not move */
+  }
+  (void)cache_fill(dest, have, size);
+  *fresh = false;
   return dest;
 }
 
@@ -593,7 +676,7 @@ static void reg_fork_rebuild(reg_shard_t *s) {
   s->table = NULL;
   s->cap = s->live = s->tombs = s->bytes = 0;
   s->ring_next = 0;
-  memset(s->ring, 0, sizeof s->ring);
+  memset(ring_of(s), 0, sizeof reg_ring[0]);
   for (size_t i = 0; i < ocap; i++) {
     uintptr_t v = old[i];
     if (v == 0) continue;
@@ -608,7 +691,7 @@ static void reg_fork_rebuild(reg_shard_t *s) {
     s->table[j] = v;
     if (freed) {
       s->tombs++;
-      s->ring[s->ring_next++] = v & ~REG_FREED;
+      ring_of(s)[s->ring_next++] = v & ~REG_FREED;
       s->ring_next %= TA_TOMBS_PER_SHARD;
     } else {
       s->live++;
@@ -622,13 +705,23 @@ static void reg_fork_rebuild(reg_shard_t *s) {
 void ta_large_fork(ta_fork_phase_t phase) {
   static bool reg_taken[TA_REG_SHARDS];     /* fork_lock (src/init.c) */
   static bool cache_taken[TA_CACHE_SHARDS]; /* fork_lock */
+  if (phase == TA_FORK_PREPARE && !large_ready()) {
+    /* No lock is valid yet (or another thread is writing them): take none. No block exists; one
+     * made meanwhile by another thread is in a shard whose lock was not taken, which the child
+     * rebuilds like any other. */
+    memset(reg_taken, 0, sizeof reg_taken);
+    memset(cache_taken, 0, sizeof cache_taken);
+    return;
+  }
   if (phase == TA_FORK_PARENT) {
     for (unsigned i = TA_CACHE_SHARDS; i-- > 0;) ta_fork_one(&cache[i].lock, &cache_taken[i], phase);
     for (unsigned i = TA_REG_SHARDS; i-- > 0;) ta_fork_one(&reg[i].lock, &reg_taken[i], phase);
     return;
   }
+  /* A shard without a table holds nothing to rebuild (and its ring is left untouched). */
   for (unsigned i = 0; i < TA_REG_SHARDS; i++)
-    if (!ta_fork_one(&reg[i].lock, &reg_taken[i], phase) && phase >= TA_FORK_CHILD) reg_fork_rebuild(&reg[i]);
+    if (!ta_fork_one(&reg[i].lock, &reg_taken[i], phase) && phase >= TA_FORK_CHILD && reg[i].cap != 0)
+      reg_fork_rebuild(&reg[i]);
   bool rebuilt = false;
   for (unsigned i = 0; i < TA_CACHE_SHARDS; i++) {
     if (!ta_fork_one(&cache[i].lock, &cache_taken[i], phase) && phase >= TA_FORK_CHILD) {
@@ -652,6 +745,8 @@ void ta_large_fork(ta_fork_phase_t phase) {
       }
     atomic_store_explicit(&live_bytes, sum, memory_order_relaxed);
   }
+  /* Every lock has its fresh state in the child now (ta_fork_one), whatever large_init had done. */
+  if (phase >= TA_FORK_CHILD) atomic_store_explicit(&large_state, LARGE_READY, memory_order_release);
   if (phase >= TA_FORK_CHILD && rebuilt) {
     /* The limits' word counts what the whole shards hold (a parent's free that had reserved but not
      * yet inserted does not exist here). */
@@ -681,6 +776,7 @@ static bool reg_enter(void *p, size_t map_size) {
 void *ta_large_alloc(size_t size, size_t align, bool reuse, bool *fresh) {
   /* The tag depends on the secret: the router ran ta_init before the first call. */
   *fresh = true;
+  large_init();
   size_t offset = align <= 16 ? 16 : (align <= TA_PAGE ? align : TA_PAGE);
   if (size > TA_MAX_REQUEST || align > TA_MAX_REQUEST) return NULL;
   size_t map_size = ta_align_up(size + offset, TA_PAGE);
@@ -727,6 +823,7 @@ void *ta_large_alloc(size_t size, size_t align, bool reuse, bool *fresh) {
 }
 
 bool ta_large_owns(const void *p) {
+  if (!large_ready()) return false;
   reg_shard_t *s = shard_of(p);
   ta_lock(&s->lock);
   bool found = reg_get(s, p) == (uintptr_t)p;
@@ -735,6 +832,7 @@ bool ta_large_owns(const void *p) {
 }
 
 bool ta_large_was_freed(const void *p) {
+  if (!large_ready()) return false;
   reg_shard_t *s = shard_of(p);
   ta_lock(&s->lock);
   bool found = reg_get(s, p) == ((uintptr_t)p | REG_FREED);
@@ -743,6 +841,7 @@ bool ta_large_was_freed(const void *p) {
 }
 
 bool ta_large_lookup(const char *func, const void *p, ta_large_view_t *out) {
+  if (!large_ready()) return false;
   reg_shard_t *s = shard_of(p);
   ta_lock(&s->lock);
   bool live = p != NULL && reg_get(s, p) == (uintptr_t)p;
@@ -753,6 +852,7 @@ bool ta_large_lookup(const char *func, const void *p, ta_large_view_t *out) {
 
 size_t ta_large_cache_trim(uint32_t now, long decay_ms, bool force) {
   size_t released = 0;
+  if (!large_ready()) return 0; /* nothing was ever retained */
   atomic_fetch_add_explicit(&trims_unmapping, 1, memory_order_relaxed);
   for (unsigned k = 0; k < TA_CACHE_SHARDS; k++) {
     cache_shard_t *c = &cache[k];
@@ -783,6 +883,7 @@ size_t ta_large_cache_trim(uint32_t now, long decay_ms, bool force) {
 
 bool ta_large_free(void *p, bool *retained) {
   *retained = false;
+  if (!large_ready()) return false;
   reg_shard_t *s = shard_of(p);
   ta_lock(&s->lock);
   size_t i = s->cap ? reg_find(s, (uintptr_t)p) : 0;
@@ -896,7 +997,8 @@ static void *resize_heap(void *p, size_t map_size, ta_large_resize_t *how) {
 }
 
 void *ta_large_resize(void *p, size_t size, ta_large_resize_t *how) {
-  *how = (ta_large_resize_t){.live = true};
+  *how = (ta_large_resize_t){.live = large_ready()};
+  if (!how->live) return NULL;
   bool *live = &how->live;
   reg_shard_t *s = shard_of(p);
   ta_lock(&s->lock);
@@ -985,6 +1087,7 @@ void *ta_large_resize(void *p, size_t size, ta_large_resize_t *how) {
 
 void ta_large_totals(size_t *blocks, size_t *bytes) {
   *blocks = *bytes = 0;
+  if (!large_ready()) return;
   for (unsigned k = 0; k < TA_REG_SHARDS; k++) {
     reg_shard_t *s = &reg[k];
     ta_lock(&s->lock);
@@ -996,6 +1099,7 @@ void ta_large_totals(size_t *blocks, size_t *bytes) {
 
 size_t ta_large_snapshot(ta_large_info_t *out, size_t cap) {
   size_t n = 0;
+  if (!large_ready()) return 0;
   for (unsigned k = 0; k < TA_REG_SHARDS; k++) {
     reg_shard_t *s = &reg[k];
     ta_lock(&s->lock);
