@@ -8,16 +8,17 @@
  * already bound does not own an arena at once: its first TA_PROBATION_MALLOCS allocations come from
  * one of a few shared arenas (one per CPU, at most TA_SHARED_MAX, chosen by thread id), under that
  * arena's lock, and its frees of those blocks are remote frees. Only a thread that keeps allocating
- * binds an arena of its own. Why (measured on
- * thread_waves: waves of 50 threads alive at once, each allocating ~1.3 MB of 300 blocks, freeing
- * them and waiting at a barrier): with an arena per thread a finished thread's free pages sit in an
- * arena nobody else can use until it exits, so a wave makes 50 threads' worth resident and faults it
- * all in again the next wave; threads sharing an arena reuse each other's freed blocks inside the
- * wave, as under glibc's shared arenas. A thread that stays gets the fast path after a few hundred
- * slow ones. Below the bound, or with an arena in the pool, a new thread binds at once: a loop of
- * a few short threads at a time adopts warm pooled arenas, and the locked path cost it 10-14% CPU
- * (thread_churn, thread_leak, `benchmarks/ab-preload.py`). When the last probation thread of a shared arena exits, the arena keeps at most
- * TA_POOL_KEEP of free pages and releases the rest, as an exiting owner does.
+ * binds an arena of its own. Why (measured on thread_waves: waves of 50 threads alive at once, each
+ * allocating ~1.3 MB of 300 blocks, freeing them and waiting at a barrier): with an arena per thread
+ * a finished thread's free pages sit in an arena nobody else can use until it exits, so a wave makes
+ * 50 threads' worth resident and faults it all in again the next wave; threads sharing an arena
+ * reuse each other's freed blocks inside the wave, as under glibc's shared arenas. A thread that
+ * stays gets the fast path after a few hundred slow ones. Below the bound, or with an arena in the
+ * pool, a new thread binds at once: a loop of a few short threads at a time adopts warm pooled
+ * arenas, and the locked path cost it 10-14% CPU (thread_churn, thread_leak,
+ * `benchmarks/ab-preload.py`). When the last probation thread of a shared arena exits, the arena
+ * keeps at most its share of TA_POOL_KEEP of free pages and releases the rest, as an exiting owner
+ * does.
  *
  * Locks (order in src/init.c): shared_lock[0..TA_SHARED_MAX-1] in index order, then ta_pool_lock
  * (the pool and the list of all arenas). */
@@ -410,13 +411,9 @@ static bool probation_start(void) {
   tls_probed = true;
   if (ta_arena_count() == 0 || self_tid() == getpid()) return false;
   if (atomic_load_explicit(&pool_size, memory_order_relaxed) != 0) return false;
+  unsigned i = shared_index(); /* fixes shared_count, the CPUs the bound counts */
   uint32_t cpus = atomic_load_explicit(&shared_count, memory_order_relaxed);
-  if (cpus == 0) {
-    shared_index();
-    cpus = atomic_load_explicit(&shared_count, memory_order_relaxed);
-  }
   if (atomic_load_explicit(&bound_live, memory_order_relaxed) < TA_PROBATION_BOUND * cpus) return false;
-  unsigned i = shared_index();
   atomic_fetch_add_explicit(&shared_users[i], 1, memory_order_relaxed);
   tls_probation = TA_PROBATION_MALLOCS;
   /* The marker makes the exit hook run; an allocation it makes finds tls_probation set. */

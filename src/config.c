@@ -152,12 +152,10 @@ int ta_config_set(int option, long value) {
  * memory, and the trim threshold still follows the block's own size. Blocks within the classes keep
  * glibc's rule (they go to the bins, whose trim policy mixed_sizes was measured with);
  * tests/large/large_adapt checks the rule on both sides of the edge. */
-#define TA_ADAPT_CLASS_MAX ((size_t)1 << 20) /* the largest size class (TA_LARGE_CLASS_MAX, src/large.h:
-                                                 a layer this one may not include) */
-void ta_config_adapt_mmap_threshold(size_t usable) {
+void ta_config_adapt_mmap_threshold(size_t usable, size_t class_max) {
   if (atomic_load_explicit(&ta_config.mmap_threshold_set, memory_order_relaxed)) return;
   if (usable > TA_MMAP_THRESHOLD_MAX || usable <= ta_mmap_threshold()) return;
-  size_t threshold = usable > TA_ADAPT_CLASS_MAX ? TA_MMAP_THRESHOLD_MAX : usable;
+  size_t threshold = usable > class_max ? TA_MMAP_THRESHOLD_MAX : usable;
   atomic_store_explicit(&ta_config.mmap_threshold, threshold, memory_order_relaxed);
   if (!atomic_load_explicit(&ta_config.trim_threshold_set, memory_order_relaxed))
     atomic_store_explicit(&ta_config.trim_threshold, 2 * usable, memory_order_relaxed);

@@ -48,8 +48,9 @@ TA_INLINE size_t ta_mmap_threshold(void) {
 /* The environment, read once by ta_init_slow. */
 void ta_config_init(void);
 int ta_config_set(int option, long value);
-/* The adaptive mmap threshold (see src/large.c): a freed large block of `usable` bytes. */
-void ta_config_adapt_mmap_threshold(size_t usable);
+/* The adaptive mmap threshold (see src/large.c): a freed large block of `usable` bytes; class_max,
+ * the largest size class (above it the threshold jumps to its maximum). */
+void ta_config_adapt_mmap_threshold(size_t usable, size_t class_max);
 long ta_config_get(int option);
 /* Parse a size with an optional k/m/g suffix; false if malformed. */
 bool ta_config_parse_size(const char *s, size_t *out);

@@ -904,7 +904,7 @@ bool ta_large_free(void *p, bool *retained) {
     *retained = true;
     return true;
   }
-  if (v.map_offset == 16) ta_config_adapt_mmap_threshold(usable); /* not for aligned blocks */
+  if (v.map_offset == 16) ta_config_adapt_mmap_threshold(usable, TA_LARGE_CLASS_MAX); /* not for aligned blocks */
   /* If munmap fails (no VMA slot to split), the mapping stays: wasted, but nothing is handed out
    * twice, since the registry no longer names it. */
   ta_os_unmap(base, v.map_size);
