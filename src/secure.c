@@ -220,21 +220,25 @@ typedef struct ta_sblock_s {
 
 /* Fills *b for the live block p, or stops naming `func`: a pointer that is no block, a block freed
  * before (its freed mark), a trailer or canary that is not the one written at allocation. */
-static void block_check(const char *func, void *p, ta_sblock_t *b) {
-  b->p = p;
-  if (ta_segmap_has(p)) {
+/* Where the trailer of the router's block p ends: its block's end in the arenas; for a mapping
+ * (*large set), the start of its last page, the guard. Stops naming `func` when p is neither. */
+static char *block_end(const char *func, void *p, bool *large) {
+  *large = !ta_segmap_has(p);
+  if (!*large) {
     ta_page_t *page = ta_arena_page_checked(p);
     if (page == NULL) ta_router_bad_pointer(func, p);
-    b->end = (char *)p + page->block_size;
-    b->large = false;
-  } else {
-    ta_large_view_t v;
-    if (!ta_large_lookup(func, p, &v)) ta_router_bad_pointer(func, p);
-    size_t usable = ta_large_view_usable(&v);
-    if (usable < TA_PAGE + TA_SECURE_TAIL) ta_fatal_ptr(func, "block trailer overwritten at", p);
-    b->end = (char *)p + usable - TA_PAGE;
-    b->large = true;
+    return (char *)p + page->block_size;
   }
+  ta_large_view_t v;
+  if (!ta_large_lookup(func, p, &v)) ta_router_bad_pointer(func, p);
+  size_t usable = ta_large_view_usable(&v);
+  return (char *)p + (usable < TA_PAGE ? 0 : usable - TA_PAGE);
+}
+
+static void block_check(const char *func, void *p, ta_sblock_t *b) {
+  b->p = p;
+  b->end = block_end(func, p, &b->large);
+  if ((size_t)(b->end - b->p) < TA_SECURE_TAIL) ta_fatal_ptr(func, "block trailer overwritten at", p);
   uint64_t key = block_key(p);
   const ta_word_t *t = (const ta_word_t *)(b->end - TA_SECURE_TRAILER);
   uint64_t n = t[0];
@@ -282,16 +286,14 @@ static void *block_new(size_t n, size_t align, bool zero) {
     char *p = align > TA_ALIGN ? ta_router_aligned_alloc(align, total)
                                : zero ? ta_router_calloc(1, total) : ta_router_malloc(total);
     if (p == NULL) return NULL;
-    if (ta_segmap_has(p)) {
-      ta_page_t *page = ta_arena_page_checked(p);
-      block_arm(p, p + page->block_size, n);
+    bool large;
+    char *end = block_end("malloc", p, &large);
+    if (!large) {
+      block_arm(p, end, n);
       return p;
     }
-    ta_large_view_t v;
-    size_t usable = ta_large_lookup("malloc", p, &v) ? ta_large_view_usable(&v) : 0;
-    if (usable >= n + TA_SECURE_TAIL + TA_PAGE) {
-      char *end = p + usable - TA_PAGE; /* page-aligned: the mapping ends at p + usable */
-      if (!ta_os_protect(end, TA_PAGE, false)) {
+    if ((size_t)(end - p) >= n + TA_SECURE_TAIL) {
+      if (!ta_os_protect(end, TA_PAGE, false)) { /* end is page-aligned: the mapping's last page */
         ta_router_free(p);
         errno = ENOMEM;
         return NULL;
@@ -608,15 +610,17 @@ void *ta_secure_realloc(void *p, size_t size) {
   /* A mapping that stays one is resized by mremap (page tables move, not bytes), the guard made
    * accessible for the call and re-made at the new end. mremap refuses a range the kernel still
    * keeps as two areas (the guard's mprotect split them, and in a fork child the halves may not
-   * merge again): then the copy below. */
+   * merge again): then the copy below. goes_large is a guess: the router reads the threshold
+   * again, and another thread may have raised it since (a freed mapping above 1 MiB raises it to
+   * 32 MiB at once), so the block that comes back may be one of the arenas, with no guard page
+   * (tests/secure/secure_threshold_race.c). */
   if (b.large && goes_large(size + TA_SECURE_TAIL, TA_ALIGN)) {
     ta_os_protect(b.end, TA_PAGE, true);
     char *q = ta_router_realloc(p, size + TA_SECURE_TAIL + TA_PAGE);
     if (q != NULL) {
-      ta_large_view_t v;
-      if (!ta_large_lookup("realloc", q, &v)) ta_router_bad_pointer("realloc", q);
-      char *end = q + ta_large_view_usable(&v) - TA_PAGE;
-      ta_os_protect(end, TA_PAGE, false);
+      bool large;
+      char *end = block_end("realloc", q, &large);
+      if (large) ta_os_protect(end, TA_PAGE, false);
       block_arm(q, end, size);
       return q;
     }
