@@ -34,9 +34,9 @@
  * pass with a budget (the retained cap, an exit) waits for the trim flag perhaps under shared_lock
  * or ta_pool_lock, which is safe because a pass holding the flag takes no lock but seg_lock and
  * waits for nothing but seg_lock and the brk flag. A third flag, arena->busy (arenas/arena.c),
- * excludes an arena's owner slow paths from a collector that stands in for an idle owner. An owner's slow path holding it waits only for seg_lock, the brk
- * flag and the trim flag, a collector only for seg_lock, and neither holder of those waits for
- * busy; so a waiter for it
+ * excludes an arena's owner slow paths from a collector that stands in for an idle owner. An
+ * owner's slow path holding it waits only for seg_lock, the brk flag and the trim flag, a collector
+ * only for seg_lock, and neither holder of those waits for busy; so a waiter for it
  * (an owner entering a slow path, perhaps under shared_lock or ta_pool_lock, or malloc_trim) waits
  * for nothing that waits for it. Fork never waits for it; a child abandons an arena whose flag was
  * set (arena->tainted).

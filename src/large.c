@@ -25,7 +25,8 @@
  * block. Retained mappings are page ranges, not whole mappings: they merge with a range freed next
  * to them, split for a smaller request, and a request none fits is assembled from them: the best
  * one grown by mremap, the pages of others moved into its new part (cache_gather, cache_fill); a
- * heap block's realloc works on the same ranges (resize_heap). The byte limit follows the peak of the live blocks (cache_max_bytes).
+ * heap block's realloc works on the same ranges (resize_heap). The byte limit follows the peak of
+ * the live blocks (cache_max_bytes).
  *
  * Locks (the process-wide order is in src/init.c): a thread holds at most one of this file's locks
  * at a time, registry shard or cache shard, and no other tamalloc lock with it; only the fork

@@ -62,7 +62,8 @@
 #define TA_SECURE_SCRUB ((size_t)8 << 10)
 #define TA_SECURE_SCRUB_TAIL ((size_t)64)
 /* A freed large block up to this size keeps its pages resident (hidden, not zeroed) while in the
- * quarantine; a bigger one gives them back (they read as zero when the mapping is used again). */
+ * quarantine; a bigger one is zeroed whole and kept within TA_QUARANTINE_LARGE_RESIDENT, or gives its
+ * pages back (they read as zero when the mapping is used again): large_zero. */
 #define TA_SECURE_LARGE_KEEP ((size_t)2 << 20)
 /* How much of the next block to leave the quarantine is fetched ahead (quarantine_put). */
 #define TA_SECURE_PREFETCH ((size_t)1024)
@@ -218,8 +219,6 @@ typedef struct ta_sblock_s {
   bool large; /* on the mmap path: guard page at end */
 } ta_sblock_t;
 
-/* Fills *b for the live block p, or stops naming `func`: a pointer that is no block, a block freed
- * before (its freed mark), a trailer or canary that is not the one written at allocation. */
 /* Where the trailer of the router's block p ends: its block's end in the arenas; for a mapping
  * (*large set), the start of its last page, the guard. Stops naming `func` when p is neither. */
 static char *block_end(const char *func, void *p, bool *large) {
@@ -235,6 +234,8 @@ static char *block_end(const char *func, void *p, bool *large) {
   return (char *)p + (usable < TA_PAGE ? 0 : usable - TA_PAGE);
 }
 
+/* Fills *b for the live block p, or stops naming `func`: a pointer that is no block, a block freed
+ * before (its freed mark), a trailer or canary that is not the one written at allocation. */
 static void block_check(const char *func, void *p, ta_sblock_t *b) {
   b->p = p;
   b->end = block_end(func, p, &b->large);
@@ -267,7 +268,8 @@ static void block_arm(char *p, char *end, size_t n) {
 }
 
 /* Whether the router will give `total` bytes (with `align`) a mapping of their own; the same rule
- * as src/router.c. A wrong guess either way is safe: block_new checks what it got. */
+ * as src/router.c. A guess (the threshold may move before the router reads it), safe either way:
+ * block_new and realloc take what they got for what block_end says it is. */
 static bool goes_large(size_t total, size_t align) {
   ta_init(); /* the threshold may come from the environment */
   return total >= ta_mmap_threshold() || total > TA_CLASS_MAX_SIZE || align > TA_ALIGNED_BIN_MAX;
@@ -475,14 +477,15 @@ static bool large_zero(ta_sblock_t *b, bool keep) {
   return true;
 }
 
-/* Marks a checked block freed in its trailer, and keeps it in the thread's ring (or releases it at
- * once when there is no ring to use: reentered from a signal handler, or the thread is exiting). */
+/* Marks a checked block freed in its trailer. */
 static void freed_mark(ta_sblock_t *b) {
   ta_word_t *t = (ta_word_t *)(b->end - TA_SECURE_TRAILER);
   t[0] = b->n; /* a purged large block's trailer reads zero by now */
   t[1] = trailer_hash(b->key ^ TA_FREED_SALT, b->n);
 }
 
+/* Marks a checked block freed and keeps it in the thread's ring (or releases it at once when there is
+ * no ring to use: reentered from a signal handler, or the thread is exiting). */
 static void quarantine_put(ta_sblock_t *b) {
   if (!b->large) freed_mark(b);
   ta_quarantine_t *q = NULL;

@@ -61,6 +61,26 @@ static inline uint64_t test_seed(uint64_t dflt) {
   return v;
 }
 
+/* A test program of several modes, one per meson test: runs the one argv[1] names (the first of
+ * `modes` when there is no argument). Returns main's status: 0, or 2 for a mode it does not know. */
+typedef struct {
+  const char *name;
+  void (*run)(void);
+} test_mode_t;
+static inline int test_run_mode(int argc, char **argv, const test_mode_t *modes, size_t count) {
+  const char *mode = argc > 1 ? argv[1] : modes[0].name;
+  for (size_t i = 0; i < count; i++)
+    if (strcmp(mode, modes[i].name) == 0) {
+      modes[i].run();
+      return 0;
+    }
+  fprintf(stderr, "unknown mode %s\n", mode);
+  return 2;
+}
+#define TEST_RUN_MODES(argc, argv, ...)                                                             \
+  test_run_mode(argc, argv, (const test_mode_t[]){__VA_ARGS__},                                      \
+                sizeof((const test_mode_t[]){__VA_ARGS__}) / sizeof(test_mode_t))
+
 /* Runs the process (threads started later too) on one of the CPUs it may use, so that what tamalloc
  * sizes by the CPU count (the shared arenas of arenas/bind.c) is the same on every machine. Call it
  * before the first allocation. Needs _GNU_SOURCE and <sched.h>. */

@@ -70,14 +70,5 @@ static void growing(void) {
 }
 
 int main(int argc, char **argv) {
-  const char *mode = argc > 1 ? argv[1] : "rule";
-  if (strcmp(mode, "rule") == 0) {
-    rule();
-  } else if (strcmp(mode, "growing") == 0) {
-    growing();
-  } else {
-    fprintf(stderr, "unknown mode %s\n", mode);
-    return 2;
-  }
-  return 0;
+  return TEST_RUN_MODES(argc, argv, {"rule", rule}, {"growing", growing});
 }

@@ -84,14 +84,5 @@ static void fork_first(void) {
 }
 
 int main(int argc, char **argv) {
-  const char *mode = argc > 1 ? argv[1] : "data";
-  if (strcmp(mode, "data") == 0) {
-    data();
-  } else if (strcmp(mode, "fork") == 0) {
-    fork_first();
-  } else {
-    fprintf(stderr, "unknown mode %s\n", mode);
-    return 2;
-  }
-  return 0;
+  return TEST_RUN_MODES(argc, argv, {"data", data}, {"fork", fork_first});
 }

@@ -260,20 +260,7 @@ static const death_case_t deaths[] = {
 };
 
 int main(int argc, char **argv) {
-  const char *mode = argc > 1 ? argv[1] : "classes";
-  if (strcmp(mode, "classes") == 0) {
-    classes();
-  } else if (strcmp(mode, "cycle") == 0) {
-    cycle();
-  } else if (strcmp(mode, "blocked") == 0) {
-    blocked();
-  } else if (strcmp(mode, "thread") == 0) {
-    thread();
-  } else {
-    for (size_t i = 0; i < sizeof deaths / sizeof deaths[0]; i++)
-      if (strcmp(mode, deaths[i].name) == 0) return death_run(deaths[i].name, deaths[i].body, DEATH_LINE, deaths[i].want) != 0;
-    fprintf(stderr, "unknown mode %s\n", mode);
-    return 2;
-  }
-  return 0;
+  for (size_t i = 0; argc > 1 && i < sizeof deaths / sizeof deaths[0]; i++)
+    if (strcmp(argv[1], deaths[i].name) == 0) return death_run(deaths[i].name, deaths[i].body, DEATH_LINE, deaths[i].want) != 0;
+  return TEST_RUN_MODES(argc, argv, {"classes", classes}, {"cycle", cycle}, {"blocked", blocked}, {"thread", thread});
 }

@@ -317,16 +317,5 @@ static void maps(void) {
 }
 
 int main(int argc, char **argv) {
-  const char *mode = argc > 1 ? argv[1] : "paths";
-  if (strcmp(mode, "paths") == 0) {
-    paths();
-  } else if (strcmp(mode, "spans") == 0) {
-    spans();
-  } else if (strcmp(mode, "maps") == 0) {
-    maps();
-  } else {
-    fprintf(stderr, "unknown mode %s\n", mode);
-    return 2;
-  }
-  return 0;
+  return TEST_RUN_MODES(argc, argv, {"paths", paths}, {"spans", spans}, {"maps", maps});
 }
