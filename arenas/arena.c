@@ -136,7 +136,8 @@ static void collect_parked(ta_arena_t *arena, uint32_t now) {
     while (ta_link_decode(tail->next_enc) != NULL) tail = ta_link_decode(tail->next_enc);
     for (ta_block_t *b = (ta_block_t *)pw; b != NULL; n++) {
       ta_block_t *next = ta_link_decode(b->next_enc);
-      if (ta_unlikely(!ta_page_has_block(page, b) || n > page->capacity)) ta_page_corrupt(b);
+      if (ta_unlikely(!ta_page_has_block(page, b))) ta_page_corrupt(b);
+      if (ta_unlikely(n > page->capacity)) ta_page_xfree_overrun(page, (ta_block_t *)pw);
       tail->next_enc = ta_link_encode(b);
       tail = b;
       b = next;

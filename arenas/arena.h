@@ -141,6 +141,9 @@ bool ta_prof_forget(const void *p);
 /* Checks a block whose first word looks like a link for a double free, then frees it. */
 void ta_page_free_suspect(ta_page_t *page, ta_block_t *block);
 _Noreturn void ta_page_corrupt(const void *where);
+/* A page's xfree list (from head) holds more blocks than the page could have out: aborts naming the
+ * block freed twice, found where the list loops back, or as a corrupted list if it does not loop. */
+_Noreturn void ta_page_xfree_overrun(const ta_page_t *page, const ta_block_t *head);
 
 /* Whether p is the start of a block the owner has carved in page (the owner's view: capacity),
  * with one unsigned comparison for both the bounds and the stride. With block_size = odd * 2^shift

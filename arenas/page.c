@@ -181,7 +181,32 @@ void ta_page_unghost(ta_page_t *page) {
   page->ghost = page->ghost_next = 0;
 }
 
-/* Move the blocks other threads freed onto the front of the local list. */
+/* The link after b on a page's xfree list (no ghost there), checked as list_next checks. */
+static ta_block_t *xfree_next(const ta_page_t *page, const ta_block_t *b) {
+  ta_block_t *next = ta_link_decode(b->next_enc);
+  if (ta_unlikely(next != NULL && !ta_page_has_block(page, next))) ta_page_corrupt(b);
+  return next;
+}
+
+_Noreturn void ta_page_xfree_overrun(const ta_page_t *page, const ta_block_t *head) {
+  /* A block freed again by another thread while it already was on the list (a free of something
+   * else between the two, so the second did not find it at the head) was linked to what had been
+   * pushed since: the list loops back to it. Floyd's walk finds the block where the loop starts,
+   * which is that block. A list that ends instead was forged. Each walk takes at most about three
+   * times the page's capacity in steps before it meets or ends. */
+  const ta_block_t *slow = head, *fast = head;
+  do {
+    slow = xfree_next(page, slow);
+    fast = xfree_next(page, fast);
+    if (fast != NULL) fast = xfree_next(page, fast);
+    if (fast == NULL) ta_page_corrupt(head);
+  } while (slow != fast);
+  for (slow = head; slow != fast; fast = xfree_next(page, fast)) slow = xfree_next(page, slow);
+  ta_fatal_ptr("free", "double free", slow);
+}
+
+/* Move the blocks other threads freed onto the front of the local list. A list longer than the
+ * blocks the page has out holds one of them twice, or was forged: ta_page_xfree_overrun says which. */
 bool ta_page_collect(ta_page_t *page) {
   ta_assert(!page->in_full);
   if (atomic_load_explicit(&page->xfree, memory_order_relaxed) == 0) return false;
@@ -189,7 +214,9 @@ bool ta_page_collect(ta_page_t *page) {
   ta_assert((w & TA_XFREE_FULL) == 0);
   ta_block_t *head = (ta_block_t *)w, *tail = NULL;
   uint32_t n = 0, steps = 0;
+  uint32_t out = page->used & ~TA_PAGE_CURRENT_BIAS; /* blocks handed out and not freed by the owner */
   for (ta_block_t *b = head; b != NULL; n++) {
+    if (TA_HARDENING && ta_unlikely(n == out)) ta_page_xfree_overrun(page, head);
     tail = b;
     b = TA_HARDENING ? list_next(page, b, &steps) : ta_link_decode(b->next_enc);
   }

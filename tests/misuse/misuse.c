@@ -5,6 +5,7 @@
  * Usage: misuse_test CASE (one case, as meson runs them) or misuse_test (every case). */
 #include <dlfcn.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <stdatomic.h>
 #include <sys/mman.h>
 
@@ -581,6 +582,55 @@ static void df_remote_remote_parked(void) {
   fprintf(stderr, "no abort: handed out %p and %p\n", x, y);
 }
 
+/* Two remote frees of one block with another block's free between them (p, q, p: each by a thread
+ * of its own), its page in a bin: the second free cannot see p (q heads the list), and it links p to
+ * q, so the page's xfree list loops back to p. The owner finds the loop when it takes the list in,
+ * and names p: with the malloc_trim below, or with the mallocs after it (its slow path, which
+ * collects the page once the page's own list runs dry). */
+static void df_remote_between_body(bool trim) {
+  char *p = TN(malloc)(64), *q = TN(malloc)(64);
+  CHECK(p && q);
+  free_on_thread(p);
+  free_on_thread(q);
+  death_expect_ptr(p);
+  free_on_thread(p);
+  if (trim) TRIM_NOW();
+  void *got[4096];
+  for (int i = 0; i < 4096; i++) got[i] = TN(malloc)(64);
+  fprintf(stderr, "no abort: handed out %p and %p\n", got[0], got[4095]);
+}
+static void df_remote_between(void) { df_remote_between_body(true); }
+static void df_remote_between_malloc(void) { df_remote_between_body(false); }
+
+/* The same loop on a parked page of an arena whose owner is alive but idle: a collector finds it
+ * (malloc_trim stands in for the owner of every arena). The owner parks a page of four blocks and
+ * waits; this thread frees blk[1] (onto the arena's list), blk[2], blk[3] and blk[2] again (the
+ * page's list, looping back to blk[2]). */
+static char *g_parked[PARK_BLOCKS];
+static sem_t g_parked_ready, g_parked_done;
+static void *park_and_wait(void *arg) {
+  (void)arg;
+  park_pages(g_parked, 1);
+  sem_post(&g_parked_ready);
+  sem_wait(&g_parked_done);
+  return NULL;
+}
+static void df_remote_between_collector(void) {
+  CHECK(sem_init(&g_parked_ready, 0, 0) == 0 && sem_init(&g_parked_done, 0, 0) == 0);
+  pthread_t owner;
+  CHECK(pthread_create(&owner, NULL, park_and_wait, NULL) == 0);
+  sem_wait(&g_parked_ready);
+  TN(free)(g_parked[1]);
+  TN(free)(g_parked[2]);
+  TN(free)(g_parked[3]);
+  death_expect_ptr(g_parked[2]);
+  TN(free)(hide(g_parked[2]));
+  TRIM_NOW();
+  fprintf(stderr, "no abort after the collector's pass\n");
+  sem_post(&g_parked_done);
+  pthread_join(owner, NULL);
+}
+
 /* ---- large block headers ---- */
 
 /* A 1 MiB block next to another, its header changed by a stray write: map_size (free would unmap
@@ -742,6 +792,9 @@ static const case_t cases[] = {
     {"df_remote_owner_parked", df_remote_owner_parked, DEATH_LINE, DOUBLE_FREE, 0, true},
     {"df_remote_remote", df_remote_remote, DEATH_LINE, DOUBLE_FREE, 0, true},
     {"df_remote_remote_parked", df_remote_remote_parked, DEATH_LINE, DOUBLE_FREE, 0, true},
+    {"df_remote_between", df_remote_between, DEATH_LINE, DOUBLE_FREE, 0, true},
+    {"df_remote_between_malloc", df_remote_between_malloc, DEATH_LINE, DOUBLE_FREE, 0, true},
+    {"df_remote_between_collector", df_remote_between_collector, DEATH_LINE, DOUBLE_FREE, 0, true},
     {"large_hdr_size", large_hdr_size, DEATH_LINE, BAD_HEADER("free"), 0, false},
     {"large_hdr_offset", large_hdr_offset, DEATH_LINE, BAD_HEADER("free"), 0, false},
     {"large_hdr_realloc", large_hdr_realloc, DEATH_LINE, BAD_HEADER("realloc"), 0, false},
