@@ -8,6 +8,18 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* ThreadSanitizer builds (gcc defines __SANITIZE_THREAD__; clang answers __has_feature). */
+#if defined(__SANITIZE_THREAD__)
+#define TA_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define TA_TSAN 1
+#endif
+#endif
+#ifdef TA_TSAN
+#include <sanitizer/tsan_interface.h>
+#endif
+
 /* Everything declared in tamalloc's internal headers is hidden: references to it compile to direct,
  * PC-relative accesses instead of going through the GOT. Public names say TA_API (tamalloc.h). */
 #pragma GCC visibility push(hidden)
@@ -89,6 +101,15 @@ static inline bool ta_fork_one(ta_lock_t *l, bool *taken, ta_fork_phase_t phase)
     default: {
       /* The child's thread has a new id, so an error-checking mutex taken before fork cannot be
        * unlocked by it: start afresh (nothing else runs in the child yet). */
+#ifdef TA_TSAN
+      /* ThreadSanitizer's child still sees the lock held by this thread (its prepare took it), and
+       * the fresh state below is written behind its back: the next lock would be reported as a
+       * double lock. Tell it of an unlock first. */
+      if (*taken && phase == TA_FORK_CHILD) {
+        __tsan_mutex_pre_unlock(l, 0);
+        __tsan_mutex_post_unlock(l, 0);
+      }
+#endif
       ta_lock_t fresh = TA_LOCK_INIT;
       *l = fresh;
       if (phase == TA_FORK_CHILD_LOST) *taken = false;
