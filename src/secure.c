@@ -288,8 +288,13 @@ static void *block_new(size_t n, size_t align, bool zero) {
     char *p = align > TA_ALIGN ? ta_router_aligned_alloc(align, total)
                                : zero ? ta_router_calloc(1, total) : ta_router_malloc(total);
     if (p == NULL) return NULL;
-    bool large;
-    char *end = block_end("malloc", p, &large);
+    bool large = false;
+    /* Up to TA_SMALL_TABLE_MAX bytes the router always gives a block of the class of the size
+     * (src/router.c: the fast path, the profiler's countdown and its sampled blocks alike), so its
+     * end is known without looking the page up. */
+    char *end = align <= TA_ALIGN && total <= TA_SMALL_TABLE_MAX ? p + ta_class_size(ta_class_small(total))
+                                                                 : block_end("malloc", p, &large);
+    ta_assert(end == block_end("malloc", p, &(bool){false}));
     if (!large) {
       block_arm(p, end, n);
       return p;
